@@ -1,0 +1,1 @@
+"""Database boundary: tables, engine and session set-up, repository functions."""

@@ -1,0 +1,204 @@
+"""Tables. The database is the record of everything; Redis only carries work.
+
+events            every accepted webhook / callback claim, committed before the 2xx
+rejected_requests requests refused by authentication (counted, never processed)
+channels          latest snapshot and derived status per channel
+clients           latest snapshot per client
+status_changes    one row per observed status change of a channel
+deliveries        one row per (event, rule, target, replay round): the notification record
+delivery_attempts every try of a delivery, with its outcome
+throttles         per (rule, key): until when further matches are suppressed
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from receiver.db.types import BigId, Json, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: Json}
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    correlation_id: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str] = mapped_column(String(20))  # webhook | callback
+    event_type: Mapped[str] = mapped_column(String(100))
+    known: Mapped[bool] = mapped_column(Boolean)
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    phone_number: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    raw_body: Mapped[str | None] = mapped_column(Text)  # None once retention purged it
+    raw_purged_at: Mapped[datetime | None]
+    headers: Mapped[dict[str, Any]]
+    verification: Mapped[str] = mapped_column(String(20))  # signature | shared_secret | none
+    parsed: Mapped[dict[str, Any]]
+    # Permission callbacks are claims until the Partner API confirms them.
+    claim: Mapped[str | None] = mapped_column(String(20))  # unconfirmed | confirmed | rejected
+    claim_reason: Mapped[str | None] = mapped_column(Text)
+    # Processing: received -> processed. `enqueued_at` is the outbox hand-over mark.
+    state: Mapped[str] = mapped_column(String(20), default="received")
+    enqueued_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]  # a worker holds the event until then
+    last_error: Mapped[str | None] = mapped_column(Text)
+    enrichment: Mapped[str] = mapped_column(String(20), default="pending")
+    enrichment_error: Mapped[str | None] = mapped_column(Text)
+    rules_version: Mapped[str | None] = mapped_column(String(64))  # rules that routed it
+
+    __table_args__ = (
+        Index("ix_events_received_at", "received_at"),
+        Index("ix_events_channel_id_received_at", "channel_id", "received_at"),
+        Index("ix_events_client_id", "client_id"),
+        Index("ix_events_event_type", "event_type"),
+        # The outbox: only unprocessed rows are indexed, so it stays small at any size.
+        Index(
+            "ix_events_unprocessed",
+            "id",
+            postgresql_where=text("state <> 'processed'"),
+            sqlite_where=text("state <> 'processed'"),
+        ),
+    )
+
+
+class RejectedRequest(Base):
+    __tablename__ = "rejected_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    endpoint: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(100))
+    remote: Mapped[str | None] = mapped_column(String(100))
+    body_bytes: Mapped[int] = mapped_column(Integer)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    organisation: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str | None] = mapped_column(Text)
+    partner_payload: Mapped[str | None] = mapped_column(Text)
+    snapshot: Mapped[dict[str, Any]]
+    fetched_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(20))  # partner_api | payload
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str | None] = mapped_column(String(40))
+    status_why: Mapped[str | None] = mapped_column(Text)
+    snapshot: Mapped[dict[str, Any]]
+    snapshot_at: Mapped[datetime]  # the channel's modified_at, else when we fetched it
+    fetched_at: Mapped[datetime]
+    enriched: Mapped[bool] = mapped_column(Boolean)  # from the Partner API, not the payload
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class StatusChange(Base):
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(40))
+    to_status: Mapped[str] = mapped_column(String(40))
+    why: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    changed_at: Mapped[datetime]
+    channel_version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        # The guard: one change per channel version, whichever worker gets there first.
+        UniqueConstraint("channel_id", "channel_version"),
+        Index("ix_status_changes_event_id", "event_id"),
+    )
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    rule_name: Mapped[str] = mapped_column(String(200))
+    target_name: Mapped[str] = mapped_column(String(100))
+    target_kind: Mapped[str] = mapped_column(String(40))  # apprise scheme, or "client"
+    target_display: Mapped[str | None] = mapped_column(Text)  # Apprise privacy form only
+    replay_round: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    render_error: Mapped[str | None] = mapped_column(Text)
+    throttle_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "rule_name", "target_name", "replay_round"),
+        Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(20))  # sent | failed | dead
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Throttle(Base):
+    __tablename__ = "throttles"
+
+    rule_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    until: Mapped[datetime]
+    delivery_id: Mapped[int | None] = mapped_column(BigId)

@@ -1,0 +1,360 @@
+"""A fake 360dialog Partner API, as a small real Starlette app.
+
+Shipped in the package because `hub-receiver dev` runs it for users without 360dialog
+credentials; the tests run it on loopback. It serves the paths below the real base URL
+(`https://hub.360dialog.io/api/v2`), so a client's `base_url` is the fake's root:
+
+    POST /token                            {"username", "password"} -> bearer token
+    GET  /partners/{partner_id}/channels   filters / limit / offset / sort -> partner_channels
+    GET  /partners/{partner_id}/clients    same list semantics -> clients
+
+Errors use 360dialog's shape `{"meta": {"success": false, "http_code", "developer_message"}}`.
+`FakeHubState` holds the data, injects failures and records every request it answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+_DEFAULT_LIMIT = 20
+_SECRET_HEADERS = ("authorization", "x-api-key", "d360-api-key")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the fake answered; secret header values are replaced by `***`."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _InjectedFailure:
+    status: int
+    retry_after: float | None
+
+
+@dataclass
+class FakeHubState:
+    """The fake's data (one partner), failure injection and request log."""
+
+    partner_id: str
+    clock: Callable[[], float] = time.monotonic
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    delay: float = 0.0
+    issued_tokens: list[str] = field(default_factory=list)  # every token ever issued
+    _failures: deque[_InjectedFailure] = field(default_factory=deque, init=False)
+    _bad_json: int = field(default=0, init=False)
+    _tokens: dict[str, float] = field(default_factory=dict, init=False)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def set_client(self, client: Mapping[str, Any]) -> None:
+        """Add or replace a client object (clients-list shape)."""
+        self.clients[str(client["id"])] = copy.deepcopy(dict(client))
+
+    def set_channel(self, channel: Mapping[str, Any]) -> None:
+        """Add or replace a channel object (partner_channels shape)."""
+        self.channels[str(channel["id"])] = copy.deepcopy(dict(channel))
+
+    def update_channel(self, channel_id: str, /, **changes: Any) -> dict[str, Any]:
+        """Merge `changes` into a channel (nested dicts merge); bump modified_at unless given."""
+        channel = self.channels[channel_id]
+        _deep_merge(channel, changes)
+        if "modified_at" not in changes:
+            channel["modified_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return copy.deepcopy(channel)
+
+    def move_channel(self, channel_id: str, *, client_id: str) -> dict[str, Any]:
+        """Give a channel to another (existing) client, as a transfer in the Hub would."""
+        client = self.clients[client_id]
+        embedded = {
+            "id": client_id,
+            "name": client.get("name"),
+            "partner_payload": client.get("partner_payload"),
+            "contact_info": copy.deepcopy(client.get("contact_info") or {}),
+        }
+        self.channels[channel_id]["client"] = None  # replaced wholesale, not merged
+        return self.update_channel(
+            channel_id,
+            client_id=client_id,
+            client=embedded,
+            waba_account={"client_id": client_id},
+        )
+
+    def remove_channel(self, channel_id: str) -> None:
+        del self.channels[channel_id]
+
+    # -- failure injection -------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, *, status: int = 500, retry_after: float | None = None) -> None:
+        """Answer the next `n` requests (any route) with `status` in the error shape."""
+        for _ in range(n):
+            self._failures.append(_InjectedFailure(status=status, retry_after=retry_after))
+
+    def slow(self, seconds: float) -> None:
+        """Delay every following request by `seconds` (0 turns it off)."""
+        self.delay = seconds
+
+    def bad_json(self, n: int = 1) -> None:
+        """Answer the next `n` successful requests with a truncated JSON body."""
+        self._bad_json += n
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued bearer token (the next use answers 401)."""
+        self._tokens.clear()
+
+    def calls(self, *, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
+        """Return the recorded requests matching `method` and/or `path`."""
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method) and (path is None or r.path == path)
+        ]
+
+    # -- used by the app ---------------------------------------------------------------------
+
+    def issue_token(self, *, ttl: float) -> str:
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = self.clock() + ttl
+        self.issued_tokens.append(token)
+        return token
+
+    def token_valid(self, token: str) -> bool:
+        expires_at = self._tokens.get(token)
+        return expires_at is not None and self.clock() < expires_at
+
+    def record(self, request: Request) -> None:
+        headers = {
+            name: _redact(name, value)
+            for name, value in request.headers.items()
+            if name not in ("host", "content-length")
+        }
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers=headers,
+            )
+        )
+
+    def take_failure(self) -> _InjectedFailure | None:
+        return self._failures.popleft() if self._failures else None
+
+    def take_bad_json(self) -> bool:
+        if self._bad_json <= 0:
+            return False
+        self._bad_json -= 1
+        return True
+
+
+def create_fake_hub_app(
+    state: FakeHubState,
+    *,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token_ttl: int = 86400,
+) -> Starlette:
+    """Return the fake Partner API serving `state`, accepting the given credentials."""
+
+    def authenticated(request: Request) -> bool:
+        given_key = request.headers.get("x-api-key")
+        if api_key is not None and given_key is not None:
+            return secrets.compare_digest(given_key, api_key)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return username is not None and scheme.lower() == "bearer" and state.token_valid(token)
+
+    async def token(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return error_response(400, "Request body must be JSON")
+        if not isinstance(body, dict):
+            return error_response(400, "Request body must be a JSON object")
+        if username is None or password is None:
+            return error_response(401, "Token authentication is not enabled")
+        given_user, given_password = body.get("username"), body.get("password")
+        if not (
+            isinstance(given_user, str)
+            and isinstance(given_password, str)
+            and secrets.compare_digest(given_user, username)
+            and secrets.compare_digest(given_password, password)
+        ):
+            return error_response(401, "Invalid username or password")
+        return JSONResponse(
+            {
+                "access_token": state.issue_token(ttl=token_ttl),
+                "token_type": "bearer",
+                "expires_in": token_ttl,
+            }
+        )
+
+    def listing(items: Callable[[], Iterable[dict[str, Any]]], key: str) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            if not authenticated(request):
+                return error_response(401, "Unauthorized: invalid API key or expired token")
+            if request.path_params["partner_id"] != state.partner_id:
+                return error_response(404, "Partner not found")
+            return list_response(request, items=items(), key=key)
+
+        return endpoint
+
+    def guarded(handler: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            state.record(request)
+            if state.delay > 0:
+                await asyncio.sleep(state.delay)
+            failure = state.take_failure()
+            if failure is not None:
+                failed = error_response(failure.status, "Injected failure")
+                if failure.retry_after is not None:
+                    failed.headers["Retry-After"] = _format_seconds(failure.retry_after)
+                return failed
+            response = await handler(request)
+            if response.status_code == 200 and state.take_bad_json():
+                return Response(b'{"partner_channels": [', media_type="application/json")
+            return response
+
+        return endpoint
+
+    routes = [
+        Route("/token", guarded(token), methods=["POST"]),
+        Route(
+            "/partners/{partner_id}/channels",
+            guarded(listing(state.channels.values, "partner_channels")),
+            methods=["GET"],
+        ),
+        Route(
+            "/partners/{partner_id}/clients",
+            guarded(listing(state.clients.values, "clients")),
+            methods=["GET"],
+        ),
+    ]
+    return Starlette(routes=routes)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """Return an error in 360dialog's shape."""
+    body = {"meta": {"success": False, "http_code": status, "developer_message": message}}
+    return JSONResponse(body, status_code=status)
+
+
+def list_response(request: Request, *, items: Iterable[dict[str, Any]], key: str) -> Response:
+    """Apply 360dialog's list semantics (filters, sort, offset, limit) to `items`."""
+    params = request.query_params
+    try:
+        filters = _parse_filters(params.get("filters"))
+        limit = _parse_count(params.get("limit"), name="limit", default=_DEFAULT_LIMIT)
+        offset = _parse_count(params.get("offset"), name="offset", default=0)
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    sort = [part.strip() for part in params.get("sort", "").split(",") if part.strip()]
+    matched = [item for item in items if _matches(item, filters)]
+    for spec in reversed(sort):  # stable sorts, least significant key first
+        path = spec.lstrip("-")
+        matched.sort(key=_sort_by(path), reverse=spec.startswith("-"))
+    page = matched[offset : offset + limit]
+    body = {
+        "count": len(page),
+        "filters": filters,
+        "limit": limit,
+        "offset": offset,
+        "sort": sort,
+        "total": len(matched),
+        key: copy.deepcopy(page),
+    }
+    return JSONResponse(body)
+
+
+def _parse_filters(raw: str | None) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise ValueError("filters must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("filters must be a JSON object")  # noqa: TRY004 - becomes a 400
+    return parsed
+
+
+def _parse_count(raw: str | None, *, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a non-negative integer") from None
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return value
+
+
+def _lookup(item: Mapping[str, Any], path: str) -> Any:
+    current: Any = item
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _matches(item: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(_lookup(item, path) == expected for path, expected in filters.items())
+
+
+def _sort_by(path: str) -> Callable[[Mapping[str, Any]], tuple[int, Any]]:
+    return lambda item: _sort_key(_lookup(item, path))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # None sorts first; numbers and strings in their own bands so they never compare.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, json.dumps(value, sort_keys=True))
+
+
+def _deep_merge(target: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    for key, value in changes.items():
+        existing = target.get(key)
+        if isinstance(value, Mapping) and isinstance(existing, dict):
+            _deep_merge(existing, value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def _redact(name: str, value: str) -> str:
+    if name not in _SECRET_HEADERS:
+        return value
+    scheme, sep, _ = value.partition(" ")
+    return f"{scheme} ***" if sep and name == "authorization" else "***"
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)

@@ -1,0 +1,1 @@
+"""Thin HTTP endpoints. They parse and answer; decisions live in pure modules."""

@@ -1,0 +1,146 @@
+"""`GET /callbacks/permission`: a client's browser, back from 360dialog's onboarding.
+
+The query is unsigned, so each channel becomes a `permission_granted` / `permission_revoked`
+event marked as an unconfirmed claim; the worker confirms it against the Partner API before
+anything is routed to a client. A person is looking at the answer: a small page (or a 303
+to `PERMISSION_REDIRECT_URL`), and a friendly 400 page for a link we cannot read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from receiver.http.webhooks import new_correlation_id
+from receiver.ingest.callback import CallbackQueryError, PermissionClaim, parse_permission_query
+from receiver.ingest.writer import StoreUnavailableError
+from receiver.services import Services
+
+log = logging.getLogger("receiver.callback")
+
+# A browser reload or double redirect within this window is the same claim, stored once.
+DEDUP_WINDOW_SECONDS = 600
+MAX_QUERY = 8192
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
+color:#1f2933}}h1{{font-size:1.4rem}}p{{line-height:1.5}}</style></head>
+<body><h1>{title}</h1><p>{message}</p></body></html>
+"""
+
+
+def page(title: str, message: str, status: int) -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(title), message=html.escape(message)), status_code=status
+    )
+
+
+def claim_rows(
+    claim: PermissionClaim, *, services: Services, raw_query: str
+) -> list[dict[str, Any]]:
+    now = services.clock()
+    window = int(now.timestamp()) // DEDUP_WINDOW_SECONDS
+    correlation_id = new_correlation_id()
+    rows = []
+    for kind, channel_ids in (
+        ("permission_granted", claim.channels),
+        ("permission_revoked", claim.revoked),
+    ):
+        for channel_id in channel_ids:
+            rows.append(
+                {
+                    "dedup_key": f"cb:{kind}:{claim.client_id}:{channel_id}:{window}",
+                    "correlation_id": correlation_id,
+                    "source": "callback",
+                    "event_type": kind,
+                    "known": True,
+                    "channel_id": channel_id,
+                    "client_id": claim.client_id,
+                    "phone_number": None,
+                    "received_at": now,
+                    "raw_body": raw_query,
+                    "headers": {},
+                    "verification": "none",
+                    "parsed": {
+                        "event_type": kind,
+                        "channel_id": channel_id,
+                        "client_id": claim.client_id,
+                    },
+                    "claim": "unconfirmed",
+                    "state": "received",
+                    "attempts": 0,
+                    "enrichment": "pending",
+                }
+            )
+    return rows
+
+
+async def permission_callback(request: Request) -> Response:
+    services: Services = request.app.state.services
+    raw_query = request.url.query
+    if len(raw_query) > MAX_QUERY:
+        services.metrics.requests_rejected.labels(
+            endpoint="callbacks/permission", reason="query_too_long"
+        ).inc()
+        return page("This link is too long", "Please go back and try the onboarding again.", 400)
+    params = request.query_params
+    try:
+        claim = parse_permission_query(
+            client=params.getlist("client"),
+            channels=params.getlist("channels"),
+            revoked=params.getlist("revoked"),
+        )
+    except CallbackQueryError as exc:
+        services.metrics.requests_rejected.labels(
+            endpoint="callbacks/permission", reason="bad_query"
+        ).inc()
+        return page(
+            "We could not read this link",
+            f"{exc}. Please return to the page you came from and try again, or contact your provider.",
+            400,
+        )
+    rows = claim_rows(claim, services=services, raw_query=raw_query)
+    writer = request.app.state.writer
+    try:
+        results = await asyncio.gather(*(writer.write(row) for row in rows))
+    except StoreUnavailableError:
+        log.error("permission callback not stored: database unavailable")
+        return page(
+            "Please try again in a minute",
+            "We could not record your choice just now. Reload this page in a minute.",
+            503,
+        )
+    for row, result in zip(rows, results, strict=True):
+        services.metrics.events_received.labels(
+            source="callback",
+            event_type=row["event_type"],
+            outcome="duplicate" if result.duplicate else "accepted",
+        ).inc()
+    log.info(
+        "permission callback stored",
+        extra={
+            "client_id": claim.client_id,
+            "granted": len(claim.channels),
+            "revoked": len(claim.revoked),
+        },
+    )
+    redirect = services.settings.permission_redirect_url
+    if redirect:
+        query = urlencode({"client": claim.client_id, "channels": ",".join(claim.channels)})
+        separator = "&" if "?" in redirect else "?"
+        return RedirectResponse(f"{redirect}{separator}{query}", status_code=303)
+    granted = len(claim.channels)
+    message = (
+        f"Thank you. We received access to {granted} number{'s' if granted != 1 else ''}"
+        + (f" and the removal of {len(claim.revoked)}" if claim.revoked else "")
+        + ". You can close this window."
+    )
+    return page("All set", message, 200)

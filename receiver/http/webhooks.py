@@ -1,0 +1,185 @@
+"""`POST /webhooks/partner`: authenticate, parse, commit, then answer.
+
+Order of checks: content type (415), size (413, never buffering past the limit),
+authentication (401, recorded), JSON (400), object (422). Then the event is committed
+through the group-commit writer; only a committed event gets a 2xx. A database that cannot
+commit answers 503 so 360dialog retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from receiver.http.body import BodyTooLargeError, read_limited_body
+from receiver.http.errors import json_error
+from receiver.ingest.payload import parse_event, webhook_dedup_key
+from receiver.ingest.signature import authenticate
+from receiver.ingest.writer import StoreUnavailableError
+from receiver.logs import bind_event
+from receiver.metrics import event_label
+from receiver.services import Services
+
+log = logging.getLogger("receiver.webhook")
+
+SIGNATURE_HEADER = "x-360dialog-signature"
+KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-forwarded-for", "x-request-id")
+ENDPOINT = "webhooks/partner"
+
+
+def is_json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def new_correlation_id() -> str:
+    return secrets.token_hex(8)
+
+
+async def partner_webhook(request: Request) -> Response:
+    services: Services = request.app.state.services
+    started = time.perf_counter()
+    response = await _handle(request, services)
+    outcome = "accepted" if response.status_code < 300 else str(response.status_code)
+    services.metrics.ack_latency.labels(outcome=outcome).observe(time.perf_counter() - started)
+    return response
+
+
+def _reject(
+    services: Services, request: Request, *, status: int, reason: str, detail: str, size: int = 0
+) -> Response:
+    services.metrics.requests_rejected.labels(endpoint=ENDPOINT, reason=reason).inc()
+    if status == 401:
+        services.metrics.signature_failures.labels(reason=reason).inc()
+        writer = request.app.state.writer
+        writer.record_rejection(
+            endpoint=ENDPOINT,
+            reason=reason,
+            remote=request.client.host if request.client else None,
+            size=size,
+            at=services.clock(),
+        )
+        log.warning("webhook refused: %s", reason, extra={"reason": reason, "body_bytes": size})
+    return json_error(status, reason, detail)
+
+
+async def _handle(request: Request, services: Services) -> Response:
+    settings = services.settings
+    if not is_json_content_type(request.headers.get("content-type")):
+        return _reject(
+            services,
+            request,
+            status=415,
+            reason="unsupported_media_type",
+            detail="send the event as JSON with Content-Type: application/json",
+        )
+    try:
+        body = await read_limited_body(request, settings.max_body_bytes)
+    except BodyTooLargeError:
+        return _reject(
+            services,
+            request,
+            status=413,
+            reason="body_too_large",
+            detail=f"the body exceeds {settings.max_body_bytes} bytes",
+        )
+    auth = authenticate(
+        body=body,
+        signature=request.headers.get(SIGNATURE_HEADER),
+        shared_secret=request.headers.get(settings.webhook_shared_secret_header),
+        signing_secrets=request.app.state.signing_secrets,
+        shared_secrets=request.app.state.shared_secrets,
+    )
+    if not auth.ok:
+        reason = auth.reason or "unauthenticated"
+        return _reject(
+            services,
+            request,
+            status=401,
+            reason=reason,
+            detail="the request is not signed with a configured platform secret",
+            size=len(body),
+        )
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _reject(
+            services,
+            request,
+            status=400,
+            reason="malformed_json",
+            detail=f"body is not valid JSON: {exc}",
+        )
+    if not isinstance(document, dict):
+        return _reject(
+            services,
+            request,
+            status=422,
+            reason="not_an_object",
+            detail=f"expected a JSON object with an 'event' field, got a JSON {type(document).__name__}",
+        )
+    parsed = parse_event(document)
+    correlation_id = new_correlation_id()
+    headers = {
+        name: request.headers[name][:200] for name in KEPT_HEADERS if name in request.headers
+    }
+    headers["signature_present"] = SIGNATURE_HEADER in request.headers
+    row: dict[str, Any] = {
+        "dedup_key": webhook_dedup_key(document, parsed),
+        "correlation_id": correlation_id,
+        "source": "webhook",
+        "event_type": parsed.event_type[:100],
+        "known": parsed.known,
+        "channel_id": parsed.channel_id,
+        "client_id": parsed.client_id,
+        "phone_number": parsed.phone_number,
+        "received_at": services.clock(),
+        "raw_body": body.decode("utf-8"),
+        "headers": headers,
+        "verification": auth.verification.value,
+        "parsed": parsed.model_dump(exclude_none=True),
+        "state": "received",
+        "attempts": 0,
+        "enrichment": "pending",
+    }
+    with bind_event(correlation_id=correlation_id):
+        try:
+            result = await request.app.state.writer.write(row)
+        except StoreUnavailableError:
+            services.metrics.events_received.labels(
+                source="webhook", event_type=event_label(parsed.event_type), outcome="unavailable"
+            ).inc()
+            log.error("webhook not stored: database unavailable; answering 503")
+            return json_error(
+                503,
+                "storage_unavailable",
+                "the event could not be stored; retry later",
+                headers={"Retry-After": "5"},
+            )
+        outcome = "duplicate" if result.duplicate else "accepted"
+        services.metrics.events_received.labels(
+            source="webhook", event_type=event_label(parsed.event_type), outcome=outcome
+        ).inc()
+        log.info(
+            "webhook %s",
+            outcome,
+            extra={
+                "event_id": result.event_id,
+                "event_type": parsed.event_type,
+                "verification": auth.verification.value,
+            },
+        )
+    answer: dict[str, Any] = {"status": outcome, "event_id": result.event_id}
+    if not result.duplicate:
+        answer["correlation_id"] = correlation_id
+    return JSONResponse(answer, status_code=200)

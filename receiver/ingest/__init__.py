@@ -1,0 +1,1 @@
+"""The acknowledgement path: verify, parse, dedupe and commit before answering."""

@@ -1,0 +1,10 @@
+"""The job functions, by name: the same ones run under arq and in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from receiver.jobs.process import process_event
+from receiver.jobs.queue import JobFunction
+
+JOB_FUNCTIONS: Mapping[str, JobFunction] = {"process_event": process_event}

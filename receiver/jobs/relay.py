@@ -1,0 +1,169 @@
+"""The outbox relay: hands committed work to the queue in batches, and sweeps up the rest.
+
+The web process tells the relay which events it just committed; the relay enqueues them in
+one batch and marks them handed over (`enqueued_at`). If the queue is down nothing is lost:
+the rows are still unprocessed in the database, and the sweep (at start-up, then every
+`SWEEP_INTERVAL`) re-enqueues every event and delivery that is due and has not been handed
+over, or was handed over so long ago (`REQUEUE_AFTER`) that the job must have been lost.
+Deterministic job ids make a second hand-over of queued work a no-op, and every job checks
+its row before acting, so sweeping twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from receiver.db.tables import Delivery, Event
+from receiver.jobs.queue import JobQueue, JobRequest, QueueUnavailableError
+
+log = logging.getLogger("receiver.relay")
+
+SWEEP_BATCH = 1000
+PROCESS_EVENT = "process_event"
+DELIVER = "deliver"
+DUE_DELIVERY_STATES = ("pending", "failed", "sending")
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        queue: JobQueue,
+        clock: Callable[[], datetime],
+        sweep_interval: float,
+        requeue_after: float,
+    ) -> None:
+        self._engine = engine
+        self._queue = queue
+        self._clock = clock
+        self._sweep_interval = sweep_interval
+        self._requeue_after = timedelta(seconds=requeue_after)
+        self._pending: list[int] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_sweep_at: datetime | None = None
+        self.queue_ok = True
+
+    def events_committed(self, event_ids: Sequence[int]) -> None:
+        """Called by the event writer after each commit (no I/O here)."""
+        self._pending.extend(event_ids)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        # Whatever was not handed over stays unprocessed in the database for the next sweep.
+        with contextlib.suppress(Exception):
+            await self._hand_over()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            timeout = max(0.0, next_sweep - loop.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._hand_over()
+                if loop.time() >= next_sweep:
+                    await self.sweep()
+                    next_sweep = loop.time() + self._sweep_interval
+            except Exception:  # the relay must outlive any single failure
+                log.exception("relay pass failed; retrying at the next sweep")
+                next_sweep = loop.time() + min(self._sweep_interval, 5.0)
+
+    async def _hand_over(self) -> None:
+        if not self._pending:
+            return
+        ids, self._pending = self._pending, []
+        try:
+            await self._queue.enqueue_many(
+                [JobRequest(PROCESS_EVENT, event_id) for event_id in ids]
+            )
+        except QueueUnavailableError as exc:
+            self.queue_ok = False
+            log.warning("queue unavailable (%s): %d events left for the sweep", exc, len(ids))
+            return
+        self.queue_ok = True
+        await self._mark(Event, ids)
+
+    async def _mark(self, table: type[Event] | type[Delivery], ids: Sequence[int]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(table).where(table.id.in_(ids)).values(enqueued_at=self._clock())
+            )
+
+    async def sweep(self) -> int:
+        """Re-enqueue due work that is not (or no longer) in the queue; return how much."""
+        now = self._clock()
+        stale = now - self._requeue_after
+        async with self._engine.connect() as conn:
+            event_ids = list(
+                (
+                    await conn.execute(
+                        select(Event.id)
+                        .where(
+                            Event.state == "received",
+                            or_(Event.enqueued_at.is_(None), Event.enqueued_at < stale),
+                            or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+                        )
+                        .order_by(Event.id)
+                        .limit(SWEEP_BATCH)
+                    )
+                ).scalars()
+            )
+            delivery_ids = list(
+                (
+                    await conn.execute(
+                        select(Delivery.id)
+                        .where(
+                            Delivery.state.in_(DUE_DELIVERY_STATES),
+                            or_(
+                                Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now
+                            ),
+                            or_(
+                                Delivery.enqueued_at.is_(None),
+                                and_(Delivery.enqueued_at < stale),
+                            ),
+                        )
+                        .order_by(Delivery.id)
+                        .limit(SWEEP_BATCH)
+                    )
+                ).scalars()
+            )
+            await conn.rollback()
+        self.last_sweep_at = now
+        if not event_ids and not delivery_ids:
+            return 0
+        jobs = [JobRequest(PROCESS_EVENT, i) for i in event_ids]
+        jobs += [JobRequest(DELIVER, i) for i in delivery_ids]
+        try:
+            await self._queue.enqueue_many(jobs)
+        except QueueUnavailableError as exc:
+            self.queue_ok = False
+            log.warning("sweep: queue unavailable (%s), %d jobs wait", exc, len(jobs))
+            return 0
+        self.queue_ok = True
+        if event_ids:
+            await self._mark(Event, event_ids)
+        if delivery_ids:
+            await self._mark(Delivery, delivery_ids)
+        log.info("sweep re-enqueued %d events and %d deliveries", len(event_ids), len(delivery_ids))
+        return len(jobs)

@@ -1,0 +1,82 @@
+"""The arq worker (`hub-receiver worker`): the same job functions, run from Redis.
+
+Every job is idempotent (it checks and claims its row first), because arq runs a job again
+when a worker dies mid-run. Only `Retry` retries in arq: our jobs raise `RetryLater`, turned
+into `Retry` here. Results are not kept (`keep_result=0`) so a finished job id can be
+enqueued again at once, e.g. for a delivery's next attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Retry
+from arq.connections import RedisSettings
+from arq.worker import Function, Worker, func
+
+from receiver.jobs.arq_queue import job_deserializer, job_serializer
+from receiver.jobs.queue import JobContext, JobFunction, RetryLater
+from receiver.jobs.registry import JOB_FUNCTIONS
+from receiver.jobs.runtime import open_runtime
+from receiver.metrics import Metrics
+from receiver.settings import Settings
+
+log = logging.getLogger("receiver.worker")
+
+MAX_TRIES = 50
+PROCESS_TIMEOUT = 90.0
+
+
+def _as_arq(name: str, function: JobFunction, *, timeout: float) -> Function:
+    async def run(ctx: JobContext, arg: int) -> None:
+        try:
+            await function(ctx, arg)
+        except RetryLater as retry:
+            raise Retry(defer=retry.defer) from None
+
+    run.__qualname__ = name
+    return func(run, name=name, timeout=timeout, max_tries=MAX_TRIES, keep_result=0)
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
+    metrics: Metrics | None = None,
+) -> Worker:
+    """Build the worker inside a running event loop."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set: the worker needs Redis (without it, `serve` runs jobs)")
+    timeouts = {"deliver": settings.delivery_timeout + 15.0}
+    functions = [
+        _as_arq(name, function, timeout=timeouts.get(name, PROCESS_TIMEOUT)) for name, function in JOB_FUNCTIONS.items()
+    ]
+    runtimes: list[Any] = []
+
+    async def startup(ctx: JobContext) -> None:
+        runtime = open_runtime(settings, role="worker", metrics=metrics)
+        ctx["services"] = await runtime.__aenter__()
+        runtimes.append(runtime)
+
+    async def shutdown(ctx: JobContext) -> None:
+        while runtimes:
+            await runtimes.pop().__aexit__(None, None, None)
+
+    return Worker(
+        functions=functions,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        max_jobs=settings.worker_max_jobs,
+        keep_result=0,
+        max_tries=MAX_TRIES,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        burst=burst,
+        handle_signals=handle_signals,
+        health_check_interval=15,
+        poll_delay=0.05,
+        allow_abort_jobs=False,
+    )

@@ -1,0 +1,126 @@
+"""The loaded, compiled, immutable set of rules and targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from receiver.routing.conditions import CompiledCondition
+from receiver.routing.errors import RuleProblem
+from receiver.routing.model import BUILTIN_CLIENT_TARGET
+from receiver.routing.throttle import ThrottleKey
+
+ANY = "*"
+Audience = Literal["ops", "client"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A named Apprise target. An empty URL means "not configured": skip, do not fail."""
+
+    name: str
+    url: str = field(repr=False)  # may hold tokens: never log or show it
+    file: str
+    line: int | None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready for matching; `events`/`status_*` of None mean "any"."""
+
+    name: str
+    description: str
+    enabled: bool
+    position: int
+    file: str
+    line: int | None
+    events: frozenset[str] | None
+    status_required: bool
+    status_from: frozenset[str | None] | None
+    status_to: frozenset[str] | None
+    conditions: tuple[CompiledCondition, ...]
+    targets: tuple[str, ...]
+    template: str | None
+    title: str | None
+    body: str | None
+    stop: bool
+    throttle_seconds: int | None
+    throttle_key: ThrottleKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file the rules were read from, with the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """Where the rules came from: files in load order and one digest over all of them."""
+
+    files: tuple[SourceFile, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Rules in evaluation order, merged targets, and an index by event type."""
+
+    rules: tuple[CompiledRule, ...]
+    targets: Mapping[str, Target]
+    source: RuleSource
+    warnings: tuple[RuleProblem, ...]
+    _by_event: Mapping[str, tuple[CompiledRule, ...]] = field(repr=False)
+    _any_event: tuple[CompiledRule, ...] = field(repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        rules: Sequence[CompiledRule],
+        targets: Mapping[str, Target],
+        source: RuleSource,
+        warnings: Sequence[RuleProblem] = (),
+    ) -> RuleSet:
+        enabled = [r for r in rules if r.enabled]
+        any_event = tuple(r for r in enabled if r.events is None)
+        named = {e for r in enabled if r.events is not None for e in r.events}
+        by_event = {
+            event: tuple(r for r in enabled if r.events is None or event in r.events)
+            for event in named
+        }
+        return cls(
+            rules=tuple(rules),
+            targets=MappingProxyType(dict(targets)),
+            source=source,
+            warnings=tuple(warnings),
+            _by_event=MappingProxyType(by_event),
+            _any_event=any_event,
+        )
+
+    def candidates(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """Return the enabled rules that can match `event_type`, in evaluation order."""
+        return self._by_event.get(event_type, self._any_event)
+
+    def rule(self, name: str) -> CompiledRule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    def target_url(self, name: str) -> str | None:
+        """Return the Apprise URL of a named target; None when unset, unknown or `client`."""
+        if name == BUILTIN_CLIENT_TARGET:
+            return None
+        target = self.targets.get(name)
+        return target.url if target is not None and target.configured else None
+
+
+def audience_for_target(name: str) -> Audience:
+    """Return the message audience for a target: `client` for the built-in, else `ops`."""
+    return "client" if name == BUILTIN_CLIENT_TARGET else "ops"

@@ -1,0 +1,181 @@
+"""Settings: the only module that reads the environment.
+
+`Settings` is built at the edges (CLI, app factory, worker) and passed down. Every variable
+is documented in the README's configuration table; a bad value stops start-up with a
+message naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hub-receiver.db"
+DEFAULT_API_BASE = "https://hub.360dialog.io/api/v2"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class SettingsError(Exception):
+    """The environment holds a value we cannot run with; the message names the variable."""
+
+
+def parse_duration(value: str) -> float:
+    """Parse `30s`, `10m`, `1.5h`, `2d` or a bare number of seconds into seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 10m, 1h, 2d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def normalise_database_url(url: str) -> str:
+    """Map Heroku-style and plain PostgreSQL URLs onto the asyncpg driver; SQLite onto aiosqlite."""
+    url = url.strip()
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("postgresql+asyncpg://"):
+        return url
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith("sqlite+aiosqlite://"):
+        return url
+    raise ValueError(
+        "expected a PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg://) "
+        "or a SQLite URL (sqlite:///path.db)"
+    )
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything hub-receiver reads from the environment (names are the upper-case fields)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the database")
+    redis_url: str | None = Field(
+        None, description="Redis for the arq job queue; unset = in-process"
+    )
+    host: str = Field("127.0.0.1", description="interface `serve` binds to")
+    port: int = Field(8000, ge=1, le=65535, description="port `serve` listens on")
+    web_concurrency: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+
+    d360_partner_id: str | None = None
+    d360_api_key: SecretStr | None = None
+    d360_username: str | None = None
+    d360_password: SecretStr | None = None
+    d360_api_base: str = DEFAULT_API_BASE
+    d360_timeout: float = Field(10.0, gt=0)
+    partner_hub_url: str = "https://hub.360dialog.com"
+
+    d360_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_shared_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_shared_secret_header: str = "x-webhook-token"
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    permission_redirect_url: str | None = None
+
+    rules_path: Path = Path("routing_rules")
+    admin_token: SecretStr | None = None
+    client_email_url: SecretStr | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    # Pipeline timing. Durations accept 30s / 10m / 1h / 2d.
+    sweep_interval: Annotated[float, NoDecode] = 15.0
+    requeue_after: Annotated[float, NoDecode] = 120.0
+    enrich_max_wait: Annotated[float, NoDecode] = 600.0
+    delivery_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0]
+    )
+    delivery_timeout: Annotated[float, NoDecode] = 30.0
+    worker_max_jobs: int = Field(50, ge=1)
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    retention_days: int | None = Field(None, ge=1)
+
+    @field_validator("d360_webhook_secret", "webhook_shared_secret", mode="before")
+    @classmethod
+    def _secret_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis:// or rediss:// URL")
+        return value.strip()
+
+    @field_validator("d360_api_base", "partner_hub_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator(
+        "sweep_interval", "requeue_after", "enrich_max_wait", "delivery_timeout", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("delivery_retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = _split_list(value)
+            if not parts:
+                raise ValueError("expected a comma-separated list of durations, e.g. 30s,5m,1h")
+            return [parse_duration(part) for part in parts]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def webhook_auth_configured(self) -> bool:
+        return bool(self.d360_webhook_secret or self.webhook_shared_secret)
+
+    @property
+    def partner_api_configured(self) -> bool:
+        has_auth = self.d360_api_key is not None or (
+            self.d360_username is not None and self.d360_password is not None
+        )
+        return bool(self.d360_partner_id) and has_auth
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (plus overrides), or raise SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "environment"
+            # pydantic's message, never the input: the input may be a secret.
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
