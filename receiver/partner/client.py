@@ -87,7 +87,11 @@ class _Token:
 
 
 class PartnerClient:
-    """Async client for the Partner API endpoints hub-receiver uses."""
+    """Async client for the Partner API endpoints hub-receiver uses.
+
+    `base_url` includes the API prefix (`https://hub.360dialog.io/api/v2`). Open one per
+    process in the lifespan / worker startup and close it with `aclose()`.
+    """
 
     def __init__(
         self,

@@ -16,7 +16,9 @@ from .support import PARTNER_ID, PASSWORD, TOKEN_TTL, USERNAME, ManualClock
 CHANNELS_PATH = f"/partners/{PARTNER_ID}/channels"
 
 
-async def test_it_sends_the_api_key_header(make_client: MakeClient, hub_state: FakeHubState) -> None:
+async def test_it_sends_the_api_key_header(
+    make_client: MakeClient, hub_state: FakeHubState
+) -> None:
     client = make_client()
 
     channel = await client.get_channel("kJ2mQ8CH")

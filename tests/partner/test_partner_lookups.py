@@ -123,7 +123,9 @@ async def test_get_client_reads_the_clients_list(
 
     [request] = hub_state.requests
     assert (request.path, request.query) == (CLIENTS_PATH, {"filters": '{"id":"Hn3pZ8CL"}'})
-    assert all(r is not None and r["contact_info"]["email"] == "it@nordwind-tools.example" for r in results)
+    assert all(
+        r is not None and r["contact_info"]["email"] == "it@nordwind-tools.example" for r in results
+    )
     hub_state.slow(0)
     assert await client.get_client("nOpE00CL") is None
 
@@ -156,7 +158,7 @@ async def test_list_clients_returns_the_raw_page(make_client: MakeClient) -> Non
     assert page["sort"] == ["-id"]
 
 
-async def test_a_malformed_filter_is_a_permanent_client_error(make_client: MakeClient) -> None:
+async def test_an_invalid_limit_is_a_permanent_client_error(make_client: MakeClient) -> None:
     client = make_client()
 
     with pytest.raises(PartnerAPIError) as caught:
