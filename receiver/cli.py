@@ -38,7 +38,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         "timeout_graceful_shutdown": 15,
     }
     if settings.web_concurrency > 1:
-        uvicorn.run("receiver.asgi:make_app", factory=True, workers=settings.web_concurrency, **common)
+        uvicorn.run(
+            "receiver.asgi:make_app", factory=True, workers=settings.web_concurrency, **common
+        )
     else:
         uvicorn.run(create_app(settings), **common)
     return 0
@@ -74,14 +76,17 @@ def _events_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hub-receiver", description="360dialog partner webhook receiver and notification router"
+        prog="hub-receiver",
+        description="360dialog partner webhook receiver and notification router",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the web service (applies migrations on SQLite)")
     serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: PORT or 8000)")
-    serve.add_argument("--migrate", action="store_true", help="apply migrations first, on any database")
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply migrations first, on any database"
+    )
     serve.set_defaults(handler=_serve)
 
     worker = commands.add_parser("worker", help="run the arq worker (needs REDIS_URL)")

@@ -298,7 +298,7 @@ async def send(
     body: str,
     # Not just an outer bound (ASYNC109): it also sets Apprise's own deadline and
     # socket timeouts, which a caller's asyncio.timeout() cannot reach.
-    timeout: float = 30.0,  # noqa: ASYNC109
+    timeout: float = 30.0,
     metadata: Mapping[str, str] | None = None,
     body_format: Literal["text", "markdown"] = "text",
 ) -> SendResult:

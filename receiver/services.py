@@ -14,6 +14,8 @@ from receiver.db.engine import create_engine, create_sessionmaker
 from receiver.jobs.queue import JobQueue
 from receiver.jobs.relay import Relay
 from receiver.metrics import Metrics
+from receiver.partner.client import PartnerClient
+from receiver.pipeline.rules_state import RulesHolder, load
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.services")
@@ -34,7 +36,15 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     queue: JobQueue | None = None
     relay: Relay | None = None
+    partner: PartnerClient | None = None
+    rules_holder: RulesHolder | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> RulesHolder:
+        if self.rules_holder is None:
+            raise RuntimeError("routing rules are not loaded in this process")
+        return self.rules_holder
 
     def require_queue(self) -> JobQueue:
         if self.queue is None:
@@ -52,3 +62,27 @@ def base_services(settings: Settings, *, metrics: Metrics | None = None) -> Serv
     return Services(
         settings=settings, engine=engine, sessions=sessions, metrics=metrics or Metrics()
     )
+
+
+def partner_client(settings: Settings, metrics: Metrics) -> PartnerClient | None:
+    """The Partner API client, or None when no partner id / credentials are configured."""
+    if not settings.partner_api_configured or settings.d360_partner_id is None:
+        return None
+
+    def observe(operation: str, seconds: float, outcome: str) -> None:
+        metrics.partner_api_latency.labels(operation=operation, outcome=outcome).observe(seconds)
+
+    return PartnerClient(
+        base_url=settings.d360_api_base,
+        partner_id=settings.d360_partner_id,
+        api_key=settings.d360_api_key.get_secret_value() if settings.d360_api_key else None,
+        username=settings.d360_username,
+        password=settings.d360_password.get_secret_value() if settings.d360_password else None,
+        timeout=settings.d360_timeout,
+        on_request=observe,
+    )
+
+
+def load_rules_holder(settings: Settings) -> RulesHolder:
+    """Load the routing rules (raises RulesError naming file, line, rule and key)."""
+    return RulesHolder(settings, load(settings, now=utc_now()))

@@ -7,6 +7,7 @@ message naming the variable (see `load_settings`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -169,7 +170,7 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment (plus overrides), or raise SettingsError naming the variable."""
+    """Build settings from the environment (plus overrides); SettingsError names the variable."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -179,3 +180,8 @@ def load_settings(**overrides: Any) -> Settings:
             # pydantic's message, never the input: the input may be a secret.
             lines.append(f"{name}: {error['msg']}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def rules_environment() -> dict[str, str]:
+    """The variables `${VAR}` in routing rules may use: the process environment."""
+    return dict(os.environ)

@@ -46,7 +46,9 @@ async def events_list(settings: Settings, *, limit: int, as_json: bool) -> int:
     services = base_services(settings)
     try:
         async with services.sessions() as session:
-            events = (await session.scalars(select(Event).order_by(Event.id.desc()).limit(limit))).all()
+            events = (
+                await session.scalars(select(Event).order_by(Event.id.desc()).limit(limit))
+            ).all()
     finally:
         await services.engine.dispose()
     summaries = [event_summary(event) for event in events]
@@ -69,5 +71,19 @@ async def events_list(settings: Settings, *, limit: int, as_json: bool) -> int:
         ]
         for s in summaries
     ]
-    print(table(rows, ["ID", "RECEIVED (UTC)", "EVENT", "CHANNEL", "CLIENT", "VERIFIED", "STATE", "ENRICHMENT"]))
+    print(
+        table(
+            rows,
+            [
+                "ID",
+                "RECEIVED (UTC)",
+                "EVENT",
+                "CHANNEL",
+                "CLIENT",
+                "VERIFIED",
+                "STATE",
+                "ENRICHMENT",
+            ],
+        )
+    )
     return 0

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3f876740f376
+Revision ID: 104954c568f1
 Revises:
-Create Date: 2026-11-25 17:57:59.438814
+Create Date: 2026-11-25 18:02:07.052370
 """
 
 from collections.abc import Sequence
@@ -158,6 +158,7 @@ def upgrade() -> None:
         sa.Column("target_name", sa.String(length=100), nullable=False),
         sa.Column("target_kind", sa.String(length=40), nullable=False),
         sa.Column("target_display", sa.Text(), nullable=True),
+        sa.Column("client_id", sa.String(length=64), nullable=True),
         sa.Column("replay_round", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

@@ -159,6 +159,8 @@ class Delivery(Base):
     target_name: Mapped[str] = mapped_column(String(100))
     target_kind: Mapped[str] = mapped_column(String(40))  # apprise scheme, or "client"
     target_display: Mapped[str | None] = mapped_column(Text)  # Apprise privacy form only
+    # For the built-in `client` target: the client the message is for, checked again at send.
+    client_id: Mapped[str | None] = mapped_column(String(64))
     replay_round: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -25,7 +25,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextlib.asynccontextmanager
 async def serve_app(
-    app: Any, *, host: str = "127.0.0.1", port: int | None = None, lifespan: str = "auto"
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    lifespan: Literal["auto", "on", "off"] = "auto",
 ) -> AsyncIterator[str]:
     """Run `app` under uvicorn in this event loop; yield its base URL."""
     port = port or free_port(host)

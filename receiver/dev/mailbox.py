@@ -97,7 +97,7 @@ class Mailbox:
                 loop.call_soon_threadsafe(event.set)
 
     # A timeout argument (ASYNC109) keeps test code short: `await box.wait_for(2, 1.0)`.
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedEmail]:  # noqa: ASYNC109
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedEmail]:
         """Wait until at least `count` emails arrived; raise TimeoutError otherwise."""
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:

@@ -102,7 +102,7 @@ class SinkState:
             self._changed.notify_all()
 
     # A timeout argument (ASYNC109) keeps test code short: `await box.wait_for(2, 1.0)`.
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:  # noqa: ASYNC109
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
         """Wait until at least `count` requests arrived; raise TimeoutError otherwise."""
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: len(self._received) >= count)

@@ -104,7 +104,8 @@ async def permission_callback(request: Request) -> Response:
         ).inc()
         return page(
             "We could not read this link",
-            f"{exc}. Please return to the page you came from and try again, or contact your provider.",
+            f"{exc}. Please return to the page you came from and try again,"
+            " or contact your provider.",
             400,
         )
     rows = claim_rows(claim, services=services, raw_query=raw_query)

@@ -126,11 +126,12 @@ async def _handle(request: Request, services: Services) -> Response:
             request,
             status=422,
             reason="not_an_object",
-            detail=f"expected a JSON object with an 'event' field, got a JSON {type(document).__name__}",
+            detail="expected a JSON object with an 'event' field, "
+            f"got a JSON {type(document).__name__}",
         )
     parsed = parse_event(document)
     correlation_id = new_correlation_id()
-    headers = {
+    headers: dict[str, str | bool] = {
         name: request.headers[name][:200] for name in KEPT_HEADERS if name in request.headers
     }
     headers["signature_present"] = SIGNATURE_HEADER in request.headers

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 class Verification(StrEnum):
     SIGNATURE = "signature"
-    SHARED_SECRET = "shared_secret"  # noqa: S105 - a label, not a secret
+    SHARED_SECRET = "shared_secret"
     NONE = "none"  # no authentication configured: accepted, and said so loudly
 
 

@@ -1,26 +1,55 @@
 """`process_event(ctx, event_id)`: take one stored event through the pipeline.
 
+claim (lease) -> enrich through the Partner API (network, no transaction open) ->
+one transaction: snapshots, status change, claim verdict, delivery rows, `processed` mark ->
+hand the new deliveries to the queue.
+
 Each run claims the event with a lease (a conditional update), so two runs of the same
-event never overlap even when a sweep re-enqueues it while it runs; whatever a run writes
-lands in one transaction with the `processed` mark, so a crash part-way leaves the event
-unprocessed and the next run starts over cleanly.
+event never overlap even when a sweep re-enqueues it while it runs. Everything a run writes
+lands in one transaction with the `processed` mark: a crash part-way leaves the event
+unprocessed and the next run starts over cleanly. When the Partner API is down the event is
+retried with backoff until ENRICH_MAX_WAIT after its receipt, then routed with what its
+payload says, marked `not_enriched`, and re-enriched later by `reenrich_event`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 from sqlalchemy import or_, update
 
 from receiver.db.tables import Event
-from receiver.jobs.queue import JobContext
+from receiver.ingest.payload import CLIENT_EVENTS
+from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
+from receiver.jobs.relay import DELIVER
 from receiver.logs import bind_event
+from receiver.pipeline.enrich import (
+    Enrichment,
+    EnrichmentUnavailableError,
+    enrich,
+    give_up_at,
+    judge_claim,
+    retry_delay,
+)
+from receiver.pipeline.route import (
+    RoutingInput,
+    is_permission_event,
+    known_client,
+    load_snapshots,
+    route,
+)
+from receiver.pipeline.snapshots import ChannelUpdate, store_channel, store_client
 from receiver.services import Services
 
 log = logging.getLogger("receiver.jobs.process")
 
 LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 25  # a poison event stops here, visible as `failed`, instead of looping
+REENRICH_WINDOW = timedelta(hours=24)
+REENRICH_EVERY = timedelta(minutes=5)
 
 
 async def claim_event(services: Services, event_id: int) -> Event | None:
@@ -31,7 +60,7 @@ async def claim_event(services: Services, event_id: int) -> Event | None:
             update(Event)
             .where(
                 Event.id == event_id,
-                Event.state != "processed",
+                Event.state == "received",
                 or_(Event.lease_until.is_(None), Event.lease_until < now),
             )
             .values(lease_until=now + LEASE, attempts=Event.attempts + 1)
@@ -47,11 +76,254 @@ async def process_event(ctx: JobContext, event_id: int) -> None:
         services.metrics.jobs.labels(function="process_event", outcome="skipped").inc()
         return
     with bind_event(correlation_id=event.correlation_id, event_id=event.id):
+        try:
+            await _process(services, event)
+        except RetryLater:
+            services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
+            raise
+        except Exception as exc:
+            failed = event.attempts >= MAX_ATTEMPTS
+            log.exception(
+                "processing failed (attempt %d)%s", event.attempts, ", giving up" if failed else ""
+            )
+            async with services.sessions.begin() as session:
+                await session.execute(
+                    update(Event)
+                    .where(Event.id == event.id)
+                    .values(
+                        lease_until=None,
+                        state="failed" if failed else "received",
+                        last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    )
+                )
+            services.metrics.jobs.labels(function="process_event", outcome="error").inc()
+            if not failed:
+                raise RetryLater(retry_delay(event.attempts)) from exc
+
+
+async def _enrich_or_wait(services: Services, event: Event) -> Enrichment:
+    async with services.sessions() as session:
+        known = await known_client(session, event.client_id)
+    partner = services.partner
+    try:
+        result = await enrich(partner, event, known_client=known)
+    except EnrichmentUnavailableError as exc:
+        now = services.clock()
+        deadline = give_up_at(event.received_at, services.settings.enrich_max_wait)
+        if now < deadline:
+            delay = min(retry_delay(event.attempts), (deadline - now).total_seconds() + 0.1)
+            async with services.sessions.begin() as session:
+                await session.execute(
+                    update(Event)
+                    .where(Event.id == event.id)
+                    .values(
+                        lease_until=None,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        enrichment_error=str(exc),
+                    )
+                )
+            services.metrics.enrichment.labels(outcome="retry").inc()
+            log.warning("Partner API unavailable, retrying in %.1fs: %s", delay, exc)
+            raise RetryLater(delay) from exc
+        services.metrics.enrichment.labels(outcome="gave_up").inc()
+        log.warning(
+            "Partner API still unavailable after %ss: routing without enrichment",
+            services.settings.enrich_max_wait,
+        )
+        return Enrichment(state="not_enriched", error=str(exc))
+    services.metrics.enrichment.labels(outcome=result.state).inc()
+    return result
+
+
+def payload_data(event: Event) -> dict[str, Any] | None:
+    if event.source != "webhook" or not event.raw_body:
+        return None
+    try:
+        body = orjson.loads(event.raw_body)
+    except orjson.JSONDecodeError:
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict):
+        return data
+    return body if isinstance(body, dict) else None
+
+
+async def _process(services: Services, event: Event) -> None:
+    enrichment = await _enrich_or_wait(services, event)
+    now = services.clock()
+    loaded = services.rules.loaded
+    async with services.sessions.begin() as session:
+        update_ = await apply_enrichment(session, event, enrichment, now=now)
+        verdict = (
+            judge_claim(claimed_client=event.client_id, enrichment=enrichment)
+            if is_permission_event(event)
+            else None
+        )
+        channel, client = await load_snapshots(
+            session, channel_id=event.channel_id, client_id=event.client_id
+        )
+        if verdict is not None:
+            trusted, reason = verdict.claim == "confirmed", verdict.reason
+        elif enrichment.state == "enriched":
+            trusted, reason = True, None
+        elif event.verification != "none":
+            trusted, reason = True, None  # an authenticated 360dialog payload
+        else:
+            trusted, reason = (
+                False,
+                "the event is unauthenticated and the Partner API did not confirm it",
+            )
+        created = await route(
+            session,
+            RoutingInput(
+                event=event,
+                channel=channel,
+                client=client,
+                change=update_.change,
+                enriched=enrichment.state == "enriched",
+                client_trusted=trusted,
+                distrust_reason=reason,
+            ),
+            rules=loaded.rules,
+            renderer=loaded.renderer,
+            now=now,
+            status_why=update_.change.why if update_.change else None,
+        )
+        await session.execute(
+            update(Event)
+            .where(Event.id == event.id)
+            .values(
+                state="processed",
+                processed_at=now,
+                lease_until=None,
+                next_attempt_at=None,
+                enrichment=enrichment.state,
+                enrichment_error=enrichment.error,
+                claim=verdict.claim if verdict else event.claim,
+                claim_reason=verdict.reason if verdict else event.claim_reason,
+                rules_version=loaded.rules.source.digest[:64],
+            )
+        )
+    await after_commit(services, created, change=update_)
+    log.info(
+        "event processed",
+        extra={
+            "event_type": event.event_type,
+            "enrichment": enrichment.state,
+            "claim": verdict.claim if verdict else None,
+            "status_change": f"{update_.change.from_status}->{update_.change.to_status}"
+            if update_.change
+            else None,
+            "deliveries": len(created),
+        },
+    )
+    services.metrics.jobs.labels(function="process_event", outcome="processed").inc()
+
+
+async def apply_enrichment(
+    session: Any, event: Event, enrichment: Enrichment, *, now: datetime
+) -> ChannelUpdate:
+    """Store what enrichment (or, failing it, the payload) says about client and channel."""
+    data = payload_data(event)
+    if enrichment.client is not None:
+        await store_client(session, enrichment.client, now=now, source="partner_api")
+    elif data is not None and event.verification != "none":
+        embedded = data if event.event_type in CLIENT_EVENTS else data.get("client")
+        if isinstance(embedded, dict):
+            await store_client(session, embedded, now=now, source="payload")
+    if enrichment.channel is not None:
+        return await store_channel(
+            session, enrichment.channel, event_id=event.id, now=now, enriched=True
+        )
+    if (
+        data is not None
+        and event.event_type not in CLIENT_EVENTS
+        and enrichment.state != "not_found"
+    ):
+        return await store_channel(session, data, event_id=event.id, now=now, enriched=False)
+    return ChannelUpdate(channel=None, change=None)
+
+
+async def after_commit(
+    services: Services, created: list[tuple[int, str, str]], *, change: ChannelUpdate
+) -> None:
+    if change.change is not None:
+        services.metrics.status_changes.labels(
+            from_status=change.change.from_status or "none", to_status=change.change.to_status
+        ).inc()
+    for _id, state, kind in created:
+        if state in ("skipped", "throttled"):
+            services.metrics.deliveries.labels(target_kind=kind, outcome=state).inc()
+    pending = [delivery_id for delivery_id, state, _kind in created if state == "pending"]
+    if not pending:
+        return
+    try:
+        await services.require_queue().enqueue_many([JobRequest(DELIVER, i) for i in pending])
+    except QueueUnavailableError:
+        log.warning("queue unavailable: %d deliveries left for the sweep", len(pending))
+
+
+async def reenrich_event(ctx: JobContext, event_id: int) -> None:
+    """Enrich an event that was routed without the Partner API, now that it may be back.
+
+    Claimed by pushing `next_attempt_at` forward (one run per window). On success the
+    snapshots are stored, a status change recorded, and routing re-run: delivery rows are
+    unique per (event, rule, target), so only what the new facts add is sent.
+    """
+    services: Services = ctx["services"]
+    now = services.clock()
+    async with services.sessions.begin() as session:
+        claimed = await session.execute(
+            update(Event)
+            .where(
+                Event.id == event_id,
+                Event.state == "processed",
+                Event.enrichment == "not_enriched",
+                or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+            )
+            .values(next_attempt_at=now + REENRICH_EVERY)
+            .returning(Event)
+        )
+        event = claimed.scalar_one_or_none()
+    if event is None:
+        return
+    with bind_event(correlation_id=event.correlation_id, event_id=event.id):
+        try:
+            async with services.sessions() as session:
+                known = await known_client(session, event.client_id)
+            enrichment = await enrich(services.partner, event, known_client=known)
+        except EnrichmentUnavailableError as exc:
+            log.info("re-enrichment: Partner API still unavailable: %s", exc)
+            return
+        if enrichment.state != "enriched":
+            return
+        loaded = services.rules.loaded
         async with services.sessions.begin() as session:
+            update_ = await apply_enrichment(session, event, enrichment, now=now)
+            channel, client = await load_snapshots(
+                session, channel_id=event.channel_id, client_id=event.client_id
+            )
+            created = await route(
+                session,
+                RoutingInput(
+                    event=event,
+                    channel=channel,
+                    client=client,
+                    change=update_.change,
+                    enriched=True,
+                    client_trusted=not is_permission_event(event),
+                    distrust_reason="permission claims are confirmed when first processed",
+                ),
+                rules=loaded.rules,
+                renderer=loaded.renderer,
+                now=now,
+                status_why=update_.change.why if update_.change else None,
+            )
             await session.execute(
                 update(Event)
-                .where(Event.id == event_id)
-                .values(state="processed", processed_at=services.clock(), lease_until=None)
+                .where(Event.id == event.id)
+                .values(enrichment="enriched_late", enrichment_error=None, next_attempt_at=None)
             )
-        services.metrics.jobs.labels(function="process_event", outcome="processed").inc()
-        log.info("event processed", extra={"event_type": event.event_type})
+        services.metrics.enrichment.labels(outcome="enriched_late").inc()
+        log.info("event enriched late", extra={"deliveries": len(created)})
+        await after_commit(services, created, change=update_)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from receiver.jobs.process import process_event
+from receiver.jobs.process import process_event, reenrich_event
 from receiver.jobs.queue import JobFunction
+from receiver.pipeline.deliver import deliver
 
-JOB_FUNCTIONS: Mapping[str, JobFunction] = {"process_event": process_event}
+JOB_FUNCTIONS: Mapping[str, JobFunction] = {
+    "process_event": process_event,
+    "deliver": deliver,
+    "reenrich_event": reenrich_event,
+}

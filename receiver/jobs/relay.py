@@ -28,6 +28,9 @@ log = logging.getLogger("receiver.relay")
 SWEEP_BATCH = 1000
 PROCESS_EVENT = "process_event"
 DELIVER = "deliver"
+REENRICH = "reenrich_event"
+REENRICH_WINDOW = timedelta(hours=24)
+REENRICH_BATCH = 50
 DUE_DELIVERY_STATES = ("pending", "failed", "sending")
 
 
@@ -148,12 +151,29 @@ class Relay:
                     )
                 ).scalars()
             )
+            # Routed without the Partner API: try again while the facts still matter.
+            reenrich_ids = list(
+                (
+                    await conn.execute(
+                        select(Event.id)
+                        .where(
+                            Event.enrichment == "not_enriched",
+                            Event.state == "processed",
+                            Event.received_at > now - REENRICH_WINDOW,
+                            or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+                        )
+                        .order_by(Event.id)
+                        .limit(REENRICH_BATCH)
+                    )
+                ).scalars()
+            )
             await conn.rollback()
         self.last_sweep_at = now
-        if not event_ids and not delivery_ids:
+        if not event_ids and not delivery_ids and not reenrich_ids:
             return 0
         jobs = [JobRequest(PROCESS_EVENT, i) for i in event_ids]
         jobs += [JobRequest(DELIVER, i) for i in delivery_ids]
+        jobs += [JobRequest(REENRICH, i) for i in reenrich_ids]
         try:
             await self._queue.enqueue_many(jobs)
         except QueueUnavailableError as exc:

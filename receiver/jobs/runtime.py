@@ -11,7 +11,7 @@ from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.registry import JOB_FUNCTIONS
 from receiver.jobs.relay import Relay
 from receiver.metrics import Metrics
-from receiver.services import Role, Services, base_services
+from receiver.services import Role, Services, base_services, load_rules_holder, partner_client
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.runtime")
@@ -22,7 +22,12 @@ async def open_runtime(
     settings: Settings, *, role: Role, metrics: Metrics | None = None
 ) -> AsyncIterator[Services]:
     """Build the services for `role`; on exit hand back in-flight work and close everything."""
+    rules = load_rules_holder(
+        settings
+    )  # a bad rules file stops start-up here, before anything opens
     services = base_services(settings, metrics=metrics)
+    services.rules_holder = rules
+    services.partner = partner_client(settings, services.metrics)
     ctx = {"services": services}
     if settings.redis_url:
         services.queue = ArqQueue(settings.redis_url)
@@ -50,4 +55,6 @@ async def open_runtime(
             await services.relay.stop()
         if services.queue is not None:
             await services.queue.close()
+        if services.partner is not None:
+            await services.partner.aclose()
         await services.engine.dispose()

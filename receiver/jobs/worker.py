@@ -48,10 +48,13 @@ def build_worker(
 ) -> Worker:
     """Build the worker inside a running event loop."""
     if not settings.redis_url:
-        raise ValueError("REDIS_URL is not set: the worker needs Redis (without it, `serve` runs jobs)")
+        raise ValueError(
+            "REDIS_URL is not set: the worker needs Redis (without it, `serve` runs jobs)"
+        )
     timeouts = {"deliver": settings.delivery_timeout + 15.0}
     functions = [
-        _as_arq(name, function, timeout=timeouts.get(name, PROCESS_TIMEOUT)) for name, function in JOB_FUNCTIONS.items()
+        _as_arq(name, function, timeout=timeouts.get(name, PROCESS_TIMEOUT))
+        for name, function in JOB_FUNCTIONS.items()
     ]
     runtimes: list[Any] = []
 

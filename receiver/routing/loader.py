@@ -315,10 +315,12 @@ def _compile_rule(
             defined = ", ".join(sorted(known_targets))
             problem(("notify", n), f"unknown target {target!r} (defined: {defined})")
     events = None if ANY in rule.match.event else frozenset(rule.match.event)
-    for n, event in enumerate(rule.match.event):
+    named_events = [("event", n, e) for n, e in enumerate(rule.match.event)]
+    named_events += [("not_event", n, e) for n, e in enumerate(rule.match.not_event or ())]
+    for key, n, event in named_events:
         if event != ANY and event not in KNOWN_EVENTS:
             problem(
-                ("match", "event", n),
+                ("match", key, n),
                 f"event {event!r} is not a known 360dialog event; "
                 "the rule fires only if one arrives with exactly this name",
                 warning=True,
@@ -371,6 +373,7 @@ def _compile_rule(
         file=item.name,
         line=doc.line_of(base),
         events=events,
+        not_events=frozenset(rule.match.not_event or ()),
         status_required=status is not None,
         status_from=status_from,
         status_to=status_to,

@@ -49,7 +49,7 @@ def match_rules(ruleset: RuleSet, subject: RoutingSubject) -> list[RuleMatch]:
 
 def rule_applies(rule: CompiledRule, subject: RoutingSubject) -> bool:
     """Return whether `rule` matches `subject` (enabled or not; events are checked too)."""
-    if rule.events is not None and subject.event_type not in rule.events:
+    if not rule.wants_event(subject.event_type):
         return False
     if rule.status_required:
         change = subject.status_change
@@ -70,6 +70,8 @@ def why_not(rule: CompiledRule, subject: RoutingSubject) -> str | None:
     if rule.events is not None and subject.event_type not in rule.events:
         wanted = " or ".join(sorted(rule.events))
         return f"event is {subject.event_type}, rule wants {wanted}"
+    if subject.event_type in rule.not_events:
+        return f"event is {subject.event_type}, rule excludes it (not_event)"
     if rule.status_required:
         change = subject.status_change
         if change is None:

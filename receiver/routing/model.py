@@ -130,6 +130,11 @@ class Match(_Strict):
         description="Event type(s), e.g. channel_live or [account_violation, "
         "account_restriction]; '*' = any event, including unknown ones. Default '*'.",
     )
+    not_event: OneOrMany | None = Field(
+        default=None,
+        description="Event type(s) this rule never fires for, e.g. to catch everything "
+        "except a few: {event: '*', not_event: [client_created]}.",
+    )
     status: StatusMatch | None = Field(
         default=None,
         description="Fire only when the event changed the channel's status "

@@ -41,6 +41,7 @@ class CompiledRule:
     file: str
     line: int | None
     events: frozenset[str] | None
+    not_events: frozenset[str]
     status_required: bool
     status_from: frozenset[str | None] | None
     status_to: frozenset[str] | None
@@ -52,6 +53,11 @@ class CompiledRule:
     stop: bool
     throttle_seconds: int | None
     throttle_key: ThrottleKey | None
+
+    def wants_event(self, event_type: str) -> bool:
+        return (self.events is None or event_type in self.events) and (
+            event_type not in self.not_events
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +97,10 @@ class RuleSet:
         warnings: Sequence[RuleProblem] = (),
     ) -> RuleSet:
         enabled = [r for r in rules if r.enabled]
+        # Any event type not named by some rule sees exactly the catch-all rules.
         any_event = tuple(r for r in enabled if r.events is None)
-        named = {e for r in enabled if r.events is not None for e in r.events}
-        by_event = {
-            event: tuple(r for r in enabled if r.events is None or event in r.events)
-            for event in named
-        }
+        named = {e for r in enabled for e in (r.events or frozenset()) | r.not_events}
+        by_event = {event: tuple(r for r in enabled if r.wants_event(event)) for event in named}
         return cls(
             rules=tuple(rules),
             targets=MappingProxyType(dict(targets)),

@@ -1,0 +1,1 @@
+"""The event pipeline after the acknowledgement: enrich, track status, route, deliver."""

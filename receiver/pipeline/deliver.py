@@ -1,0 +1,200 @@
+"""`deliver(ctx, delivery_id)`: send one notification, at most once per claim.
+
+The row is claimed before sending (a conditional update to `sending`, only when it is due,
+or when an earlier claim is older than the lease: the worker holding it died) and marked
+after. A crash between the send and the mark can therefore send one message twice, never
+more, and two workers never send the same row at the same time. This is the one place that
+catches a send's failure and writes it onto the row (attempts, last error, next attempt).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, insert, or_, select, update
+
+from receiver import delivery as transport
+from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event
+from receiver.jobs.queue import JobContext, RetryLater
+from receiver.logs import bind_event
+from receiver.services import Services
+
+log = logging.getLogger("receiver.deliver")
+
+CLIENT_TARGET = "client"
+# Longer than any single send (DELIVERY_TIMEOUT is capped well below it at start-up).
+SEND_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # sent | failed | dead | skipped
+    error: str | None
+    next_attempt_at: datetime | None = None
+
+
+def next_retry(
+    *, attempts: int, schedule: list[float], now: datetime, rng: random.Random
+) -> datetime | None:
+    """When to try again after `attempts` failed tries; None when the schedule is used up (pure)."""
+    if attempts > len(schedule):
+        return None
+    base = schedule[attempts - 1]
+    # +-20 % jitter so a recovering target is not hit by every delivery at the same second.
+    return now + timedelta(seconds=base * rng.uniform(0.8, 1.2))
+
+
+async def claim_delivery(services: Services, delivery_id: int) -> Delivery | None:
+    now = services.clock()
+    async with services.sessions.begin() as session:
+        result = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                or_(
+                    and_(
+                        Delivery.state.in_(("pending", "failed")),
+                        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                    ),
+                    and_(Delivery.state == "sending", Delivery.claimed_at < now - SEND_LEASE),
+                ),
+            )
+            .values(state="sending", claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+            .returning(Delivery)
+        )
+        return result.scalar_one_or_none()
+
+
+async def resolve_url(
+    services: Services, row: Delivery, event: Event
+) -> tuple[str | None, str | None]:
+    """The URL to send to, or a reason to skip; re-checks a client target's ownership now."""
+    if row.target_name != CLIENT_TARGET:
+        rules = services.rules.current
+        url = rules.target_url(row.target_name)
+        if url is None:
+            return (
+                None,
+                f"target '{row.target_name}' is not configured (empty or removed from the rules)",
+            )
+        return url, None
+    mail_url = services.settings.client_email_url
+    if mail_url is None:
+        return None, "CLIENT_EMAIL_URL is not configured, so clients cannot be emailed"
+    if row.client_id is None:
+        return None, "no client is known for this event"
+    async with services.sessions() as session:
+        if event.channel_id is not None and event.event_type not in ("client_created",):
+            channel = await session.get(Channel, event.channel_id)
+            if channel is None or channel.client_id != row.client_id:
+                return None, "the channel no longer belongs to the client this message was for"
+        client = await session.get(Client, row.client_id)
+    if client is None or not client.contact_email:
+        return None, "no contact email is known for this client"
+    try:
+        return transport.client_email_url(mail_url.get_secret_value(), client.contact_email), None
+    except ValueError as exc:
+        return None, f"cannot email the client: {exc}"
+
+
+async def deliver(ctx: JobContext, delivery_id: int) -> None:
+    services: Services = ctx["services"]
+    row = await claim_delivery(services, delivery_id)
+    if row is None:
+        services.metrics.jobs.labels(function="deliver", outcome="skipped").inc()
+        return
+    async with services.sessions() as session:
+        event = await session.get(Event, row.event_id)
+    if event is None:  # the event was deleted under us (retention never deletes unsent ones)
+        return
+    with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
+        outcome = await _attempt(services, row, event)
+        await _record(services, row, outcome)
+        kind = row.target_kind
+        if outcome.state == "sent":
+            services.metrics.delivery_latency.labels(target_kind=kind).observe(
+                (services.clock() - event.received_at).total_seconds()
+            )
+        metric = {"failed": "retried"}.get(outcome.state, outcome.state)
+        services.metrics.deliveries.labels(target_kind=kind, outcome=metric).inc()
+        fields = {
+            "rule": row.rule_name,
+            "target": row.target_name,
+            "target_display": row.target_display,
+            "attempt": row.attempts,
+            "outcome": outcome.state,
+        }
+        if outcome.state == "sent":
+            log.info("delivery sent", extra=fields)
+        elif outcome.state == "skipped":
+            log.info("delivery skipped: %s", outcome.error, extra=fields)
+        else:
+            log.warning("delivery %s: %s", outcome.state, outcome.error, extra=fields)
+    if outcome.state == "failed" and outcome.next_attempt_at is not None:
+        raise RetryLater(max(0.0, (outcome.next_attempt_at - services.clock()).total_seconds()))
+
+
+async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
+    url, skip_reason = await resolve_url(services, row, event)
+    if url is None:
+        return Outcome(state="skipped", error=skip_reason)
+    result = await transport.send(
+        url,
+        title=row.title or "",
+        body=row.body or "",
+        timeout=services.settings.delivery_timeout,
+        metadata={"correlation_id": event.correlation_id, "event_id": str(event.id)},
+        body_format="text" if row.target_kind in ("client", "mailto", "mailtos") else "markdown",
+    )
+    if result.ok:
+        return Outcome(state="sent", error=None)
+    if result.permanent:
+        return Outcome(state="dead", error=result.error)
+    retry_at = next_retry(
+        attempts=row.attempts,
+        schedule=services.settings.delivery_retry_schedule,
+        now=services.clock(),
+        rng=random.Random(),  # noqa: S311 - jitter
+    )
+    if retry_at is None:
+        return Outcome(state="dead", error=f"gave up after {row.attempts} attempts: {result.error}")
+    return Outcome(state="failed", error=result.error, next_attempt_at=retry_at)
+
+
+async def _record(services: Services, row: Delivery, outcome: Outcome) -> None:
+    now = services.clock()
+    async with services.sessions.begin() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == row.id, Delivery.state == "sending")
+            .values(
+                state=outcome.state,
+                last_error=outcome.error,
+                next_attempt_at=outcome.next_attempt_at,
+                sent_at=now if outcome.state == "sent" else None,
+                claimed_at=None,
+                enqueued_at=now if outcome.next_attempt_at else None,
+                updated_at=now,
+            )
+        )
+        await session.execute(
+            insert(DeliveryAttempt).values(
+                delivery_id=row.id,
+                number=row.attempts,
+                started_at=row.claimed_at or now,
+                finished_at=now,
+                outcome=outcome.state,
+                error=outcome.error,
+            )
+        )
+
+
+async def due_deliveries(services: Services, event_id: int) -> list[int]:
+    async with services.sessions() as session:
+        rows = await session.scalars(
+            select(Delivery.id).where(Delivery.event_id == event_id, Delivery.state == "pending")
+        )
+        return list(rows)

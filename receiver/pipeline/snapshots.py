@@ -1,0 +1,158 @@
+"""Store channel and client snapshots, and record status changes as rows.
+
+Runs inside the event's processing transaction. A channel row carries a `version`; an update
+is a compare-and-set on it (`UPDATE ... WHERE version = :seen`), and a status change row is
+unique per (channel, version), so two workers that observe the same change record it once:
+the loser of the compare-and-set re-reads and finds nothing left to change. An older
+snapshot (by the channel's `modified_at`, else the time we fetched it) never overwrites a
+newer one, so events arriving out of order cannot flip a status back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from receiver.db.tables import Channel, Client, StatusChange
+from receiver.partner.facts import channel_facts, client_facts
+from receiver.status import derive_status, is_newer, status_changed
+
+MAX_CAS_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class ObservedChange:
+    from_status: str | None
+    to_status: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ChannelUpdate:
+    channel: Channel | None  # the row as it stands after this event
+    change: ObservedChange | None
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def store_client(
+    session: AsyncSession, raw: dict[str, Any], *, now: datetime, source: str
+) -> Client | None:
+    """Upsert a client snapshot; a payload-sourced snapshot never replaces an API one."""
+    facts = client_facts(raw)
+    if facts.id is None:
+        return None
+    values = {
+        "name": facts.name,
+        "organisation": facts.organisation,
+        "contact_email": facts.contact_email,
+        "partner_payload": facts.partner_payload,
+        "snapshot": raw,
+        "fetched_at": now,
+        "source": source,
+    }
+    existing = await session.get(Client, facts.id, with_for_update=True)
+    if existing is None:
+        await session.execute(
+            _insert(session)(Client).values(id=facts.id, **values).on_conflict_do_nothing()
+        )
+    elif source == "partner_api" or existing.source != "partner_api":
+        await session.execute(update(Client).where(Client.id == facts.id).values(**values))
+    return await session.get(Client, facts.id, populate_existing=True)
+
+
+async def store_channel(
+    session: AsyncSession,
+    raw: dict[str, Any],
+    *,
+    event_id: int,
+    now: datetime,
+    enriched: bool,
+) -> ChannelUpdate:
+    """Apply a channel snapshot; record a status change when the derived status moved."""
+    facts = channel_facts(raw)
+    if facts.id is None:
+        return ChannelUpdate(channel=None, change=None)
+    derived = derive_status(facts)
+    stamp = facts.modified_at or now
+    values = {
+        "client_id": facts.client_id,
+        "phone_number": facts.phone_number,
+        "status": derived.status,
+        "status_why": derived.why,
+        "snapshot": raw,
+        "snapshot_at": stamp,
+        "fetched_at": now,
+        "enriched": enriched,
+    }
+    for _ in range(MAX_CAS_ROUNDS):
+        current = (
+            await session.execute(select(Channel).where(Channel.id == facts.id))
+        ).scalar_one_or_none()
+        if current is None:
+            inserted = await session.execute(
+                _insert(session)(Channel)
+                .values(id=facts.id, version=1, **values)
+                .on_conflict_do_nothing()
+                .returning(Channel.version)
+            )
+            if inserted.scalar_one_or_none() is None:
+                continue  # another worker created it first: read theirs and compare
+            first = ObservedChange(None, derived.status, derived.why)
+            await _record_change(session, facts.id, first, event_id=event_id, now=now, version=1)
+            return ChannelUpdate(channel=await _reload(session, facts.id), change=first)
+        # A payload snapshot never overwrites what the Partner API told us at the same stamp.
+        if not is_newer(current=current.snapshot_at, candidate=stamp) or (
+            current.enriched and not enriched and stamp <= current.snapshot_at
+        ):
+            return ChannelUpdate(channel=current, change=None)
+        updated = await session.execute(
+            update(Channel)
+            .where(Channel.id == facts.id, Channel.version == current.version)
+            .values(version=current.version + 1, **values)
+            .returning(Channel.version)
+        )
+        new_version = updated.scalar_one_or_none()
+        if new_version is None:
+            continue  # lost the compare-and-set: re-read and decide again
+        change: ObservedChange | None = None
+        if status_changed(current.status, derived):
+            change = ObservedChange(current.status, derived.status, derived.why)
+            await _record_change(
+                session, facts.id, change, event_id=event_id, now=now, version=new_version
+            )
+        return ChannelUpdate(channel=await _reload(session, facts.id), change=change)
+    raise RuntimeError(f"channel {facts.id}: too much contention to apply a snapshot")
+
+
+async def _reload(session: AsyncSession, channel_id: str) -> Channel | None:
+    return await session.get(Channel, channel_id, populate_existing=True)
+
+
+async def _record_change(
+    session: AsyncSession,
+    channel_id: str,
+    change: ObservedChange,
+    *,
+    event_id: int,
+    now: datetime,
+    version: int,
+) -> None:
+    await session.execute(
+        insert(StatusChange).values(
+            channel_id=channel_id,
+            from_status=change.from_status,
+            to_status=change.to_status,
+            why=change.why,
+            event_id=event_id,
+            changed_at=now,
+            channel_version=version,
+        )
+    )

@@ -1,0 +1,153 @@
+"""Shared fixtures: real PostgreSQL / SQLite databases, real Redis, the app on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from receiver.db.engine import create_engine
+from receiver.db.migrate import upgrade
+from receiver.db.tables import Base
+from receiver.settings import Settings
+from tests.support.servers import (
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    REDIS_HOST,
+    REDIS_PORT,
+    admin_pg_url,
+    require,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REDIS_TEST_DB = 9
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build Settings explicitly: the developer's environment must not leak in."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database, migrated once per session; tests truncate it."""
+    require(PG_HOST, PG_PORT, "PostgreSQL")
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_pg_url())
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_pg_url())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    upgrade(url)
+    yield url
+    asyncio.run(drop())
+
+
+async def truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL, on an empty migrated schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "hub.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    await truncate_all(url)
+    return url
+
+
+@pytest.fixture
+async def pg_url(postgres_database: str) -> str:
+    """PostgreSQL only (for tests where PostgreSQL's behaviour is the point)."""
+    await truncate_all(postgres_database)
+    return postgres_database
+
+
+# --- redis ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    require(REDIS_HOST, REDIS_PORT, "Redis")
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_TEST_DB}"
+    client = Redis.from_url(url)
+    await client.flushdb()
+    yield url
+    await client.flushdb()
+    await client.aclose()
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with fast timings for tests; override anything by keyword."""
+
+    def make(**values: Any) -> Settings:
+        defaults: dict[str, Any] = {
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+            "sweep_interval": 0.5,
+            "requeue_after": 5.0,
+            "log_format": "json",
+        }
+        defaults.update(values)
+        return Settings(**defaults)
+
+    return make
+
+
+def sample(name: str) -> bytes:
+    """A payload from ../shared/samples (falling back to the copy in tests/fixtures)."""
+    for folder in (SHARED / "samples", FIXTURES):
+        path = folder / name
+        if path.exists():
+            return path.read_bytes()
+    raise FileNotFoundError(name)
+
+
+os.environ.setdefault("PYTHONASYNCIODEBUG", "0")
