@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,6 +75,155 @@ def _events_list(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(events_list(settings, limit=args.limit, as_json=args.json))
 
 
+def _channels_list(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.views import channels_list
+
+    return asyncio.run(channels_list(settings, limit=args.limit, as_json=args.json))
+
+
+def _channels_show(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.views import channel_show
+
+    return asyncio.run(channel_show(settings, args.channel_id, as_json=args.json))
+
+
+def _deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.views import deliveries_list
+
+    return asyncio.run(
+        deliveries_list(settings, state=args.state, limit=args.limit, as_json=args.json)
+    )
+
+
+def _deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.views import deliveries_retry
+
+    if not args.ids and not args.all_dead:
+        print("name delivery ids, or --all-dead", file=sys.stderr)
+        return 2
+    return asyncio.run(deliveries_retry(settings, ids=args.ids, all_dead=args.all_dead))
+
+
+def _load_rules_or_report(settings: Settings) -> Any:
+    from receiver.pipeline.rules_state import load
+    from receiver.routing.errors import RulesError
+    from receiver.services import utc_now
+
+    try:
+        return load(settings, now=utc_now())
+    except RulesError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def _rules_check(_args: argparse.Namespace, settings: Settings) -> int:
+    loaded = _load_rules_or_report(settings)
+    if loaded is None:
+        return 1
+    rules = loaded.rules
+    for warning in rules.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    targets = ", ".join(
+        f"{name}{'' if target.configured else ' (not configured)'}"
+        for name, target in rules.targets.items()
+    )
+    print(f"{settings.rules_path}: {len(rules.rules)} rules OK; targets: {targets or 'none'}")
+    return 0
+
+
+def _rules_schema(_args: argparse.Namespace, _settings: Settings) -> int:
+    from receiver.routing.schema import rules_json_schema
+
+    print(json.dumps(rules_json_schema(), indent=2))
+    return 0
+
+
+def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from receiver.messages.context import build_context
+    from receiver.routing.explain import explain, explanation_as_dict, format_explanation
+    from receiver.routing.webhook_subject import load_webhook_subject
+    from receiver.services import utc_now
+
+    loaded = _load_rules_or_report(settings)
+    if loaded is None:
+        return 1
+    change = None
+    if args.status:
+        before, _, after = args.status.rpartition(":")
+        change = (before or None, after)
+    try:
+        subject = load_webhook_subject(Path(args.event_file), now=utc_now(), status_change=change)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {args.event_file}: {exc}", file=sys.stderr)
+        return 2
+    explanation = explain(
+        loaded.rules,
+        subject,
+        loaded.renderer,
+        build_context=lambda subject, rule: build_context(subject, rule=rule),
+    )
+    if args.json:
+        print(json.dumps(explanation_as_dict(explanation), indent=2))
+    else:
+        print(format_explanation(explanation, verbose=not args.brief))
+    return 0
+
+
+def _send_test(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.dev.send_test import SendTestError, post, sample_body
+
+    try:
+        body = sample_body(args.event, keep_id=args.keep_id, channel=args.channel)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+    url = args.url or f"http://{host}:{settings.port}"
+    signing = (
+        settings.d360_webhook_secret[0].get_secret_value() if settings.d360_webhook_secret else None
+    )
+    shared = (
+        settings.webhook_shared_secret[0].get_secret_value()
+        if settings.webhook_shared_secret
+        else None
+    )
+    try:
+        response = post(
+            base_url=url,
+            body=body,
+            signing_secret=signing,
+            shared_secret=shared,
+            shared_secret_header=settings.webhook_shared_secret_header,
+        )
+    except SendTestError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    how = "signed" if signing else ("with the shared secret" if shared else "unsigned")
+    print(f"POST {url}/webhooks/partner ({args.event}, {how})")
+    print(f"-> {response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+def _dev(args: argparse.Namespace, _settings: Settings) -> int:
+    from receiver.dev.run import dev_settings, run_dev
+
+    settings = dev_settings()
+    asyncio.run(
+        run_dev(
+            settings,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            with_sinks=not args.no_sinks,
+            sink_port=args.sink_port,
+            smtp_port=args.smtp_port,
+            hub_port=args.hub_port,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub-receiver",
@@ -102,6 +252,78 @@ def build_parser() -> argparse.ArgumentParser:
     events_list.add_argument("--limit", type=int, default=20)
     events_list.add_argument("--json", action="store_true", help="machine-readable output")
     events_list.set_defaults(handler=_events_list)
+
+    channels = commands.add_parser("channels", help="channels (numbers), their status and history")
+    channels_commands = channels.add_subparsers(
+        dest="channels_command", required=True, metavar="ACTION"
+    )
+    channels_list = channels_commands.add_parser("list", help="known channels with status")
+    channels_list.add_argument("--limit", type=int, default=50)
+    channels_list.add_argument("--json", action="store_true")
+    channels_list.set_defaults(handler=_channels_list)
+    channels_show = channels_commands.add_parser("show", help="one channel with its status history")
+    channels_show.add_argument("channel_id")
+    channels_show.add_argument("--json", action="store_true")
+    channels_show.set_defaults(handler=_channels_show)
+
+    deliveries = commands.add_parser("deliveries", help="notifications: list, retry dead ones")
+    deliveries_commands = deliveries.add_subparsers(
+        dest="deliveries_command", required=True, metavar="ACTION"
+    )
+    deliveries_list = deliveries_commands.add_parser("list", help="latest deliveries")
+    deliveries_list.add_argument(
+        "--state", help="pending, sending, sent, failed, dead, skipped, throttled"
+    )
+    deliveries_list.add_argument("--limit", type=int, default=50)
+    deliveries_list.add_argument("--json", action="store_true")
+    deliveries_list.set_defaults(handler=_deliveries_list)
+    deliveries_retry = deliveries_commands.add_parser(
+        "retry", help="send dead or failed deliveries again"
+    )
+    deliveries_retry.add_argument("ids", nargs="*", type=int)
+    deliveries_retry.add_argument(
+        "--all-dead", action="store_true", help="every dead or failed delivery"
+    )
+    deliveries_retry.set_defaults(handler=_deliveries_retry)
+
+    rules = commands.add_parser("rules", help="routing rules: check, test, schema")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_check = rules_commands.add_parser(
+        "check", help="validate RULES_PATH (file, line, rule, key)"
+    )
+    rules_check.set_defaults(handler=_rules_check)
+    rules_test = rules_commands.add_parser(
+        "test", help="which rules match EVENT.json, and the messages"
+    )
+    rules_test.add_argument("event_file", metavar="EVENT.json")
+    rules_test.add_argument("--status", help="simulate a status change, e.g. draft:live or live")
+    rules_test.add_argument("--brief", action="store_true", help="only the rules that match")
+    rules_test.add_argument("--json", action="store_true")
+    rules_test.set_defaults(handler=_rules_test)
+    rules_schema = rules_commands.add_parser("schema", help="print the rules files' JSON Schema")
+    rules_schema.set_defaults(handler=_rules_schema)
+
+    send_test = commands.add_parser("send-test", help="post a sample event to a running instance")
+    send_test.add_argument("event", help="e.g. channel_live, client_created, account_violation")
+    send_test.add_argument("--url", help="base URL (default: http://HOST:PORT)")
+    send_test.add_argument("--channel", help="use this channel id instead of the sample's")
+    send_test.add_argument(
+        "--keep-id", action="store_true", help="keep the sample's id (tests dedup)"
+    )
+    send_test.set_defaults(handler=_send_test)
+
+    dev = commands.add_parser(
+        "dev", help="the service plus a fake Partner API, HTTP sink and mailbox"
+    )
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=int)
+    dev.add_argument("--hub-port", type=int, default=8701, help="fake Partner API port")
+    dev.add_argument("--sink-port", type=int, default=8702, help="HTTP sink for chat messages")
+    dev.add_argument("--smtp-port", type=int, default=8025, help="SMTP mailbox for client emails")
+    dev.add_argument(
+        "--no-sinks", action="store_true", help="use the targets configured in the environment"
+    )
+    dev.set_defaults(handler=_dev)
     return parser
 
 

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     permission_redirect_url: str | None = None
 
     rules_path: Path = Path("routing_rules")
+    # Extra ${VAR} values for the rules, over the environment (`hub-receiver dev` uses it).
+    rules_env: dict[str, str] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
     client_email_url: SecretStr | None = None
 
@@ -152,6 +154,10 @@ class Settings(BaseSettings):
                 raise ValueError("expected a comma-separated list of durations, e.g. 30s,5m,1h")
             return [parse_duration(part) for part in parts]
         return value
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with some values replaced, validated like the environment's."""
+        return type(self).model_validate({**self.model_dump(), **values})
 
     @property
     def is_sqlite(self) -> bool:

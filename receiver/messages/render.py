@@ -46,6 +46,7 @@ DEFAULT_LINKS: Mapping[str, str] = {
 }
 DEFAULT_SENDER = "Your WhatsApp Business team"
 _INLINE_CACHE_SIZE = 512
+CAPTURED_BLOCKS = frozenset({"title", "body"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +192,11 @@ class Renderer:
 
     @staticmethod
     def _render_blocks(template: Template, variables: dict[str, Any]) -> dict[str, str]:
-        # Run the whole template (so top-level imports and `extends` work) and capture what
-        # each block yields instead of letting it into the page.
+        # Run the whole template (so top-level `set`, imports and `extends` work) and
+        # capture what the title and body blocks yield instead of letting it into the page.
         context = template.new_context(variables)
         captured: dict[str, str] = {}
-        for name, functions in context.blocks.items():
-            functions[0] = _capturing(name, functions[0], captured)
+        context.blocks = _CapturingBlocks(context.blocks, captured)
         for _ in template.root_render_func(context):
             pass
         return captured
@@ -219,14 +219,31 @@ class Renderer:
         return links
 
 
-def _capturing(
-    name: str, function: Callable[[Context], Iterator[str]], captured: dict[str, str]
-) -> Callable[[Context], Iterator[str]]:
-    def capture(context: Context) -> Iterator[str]:
-        captured[name] = "".join(function(context))
-        return iter(())
+BlockFunction = Callable[[Context], Iterator[str]]
 
-    return capture
+
+class _CapturingBlocks(dict[str, list[BlockFunction]]):
+    """Block table whose title/body entries record their output the first time they run.
+
+    Parents add their blocks while rendering (`extends`), so wrapping happens on lookup.
+    """
+
+    def __init__(self, blocks: dict[str, list[BlockFunction]], captured: dict[str, str]):
+        super().__init__(blocks)
+        self._captured = captured
+
+    def __getitem__(self, name: str) -> list[BlockFunction]:
+        functions = super().__getitem__(name)
+        if name not in CAPTURED_BLOCKS or name in self._captured:
+            return functions
+        first = functions[0]
+        captured = self._captured
+
+        def capture(context: Context) -> Iterator[str]:
+            captured[name] = "".join(first(context))
+            return iter(())
+
+        return [capture, *functions[1:]]
 
 
 def _describe(exc: BaseException) -> str:

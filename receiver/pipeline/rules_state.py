@@ -36,7 +36,7 @@ def load(settings: Settings, *, now: datetime) -> LoadedRules:
     )
     rules = load_rules(
         settings.rules_path,
-        env=rules_environment(),
+        env={**rules_environment(), **settings.rules_env},
         validate_target=delivery.validate_target,
         template_exists=renderer.has_template,
     )

@@ -37,7 +37,7 @@ from receiver.routing.ruleset import (
     Target,
 )
 from receiver.routing.throttle import compile_throttle_key
-from receiver.routing.yamlnodes import Document, Loc, build_document
+from receiver.routing.yamlnodes import Document, Loc, RulesYamlLoader, build_document
 
 TargetValidator = Callable[[str], str | None]
 TemplateCheck = Callable[[str], bool]
@@ -130,7 +130,7 @@ def _parse_file(
         problems.append(RuleProblem(name, None, None, None, f"not UTF-8 text: {exc.reason}"))
         return None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=RulesYamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

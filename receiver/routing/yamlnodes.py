@@ -15,8 +15,25 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 Loc = tuple[str | int, ...]
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class RulesYamlLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so `off:`, `no`, `on` stay text.
+
+    (A target named `off` or a status `no` must not turn into False.)
+    """
+
+
+RulesYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RulesYamlLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass(slots=True)
@@ -37,21 +54,50 @@ class Document:
 
 
 def expand_variables(text: str, env: Mapping[str, str], missing: Callable[[str], None]) -> str:
-    """Expand ${VAR} and ${VAR:-default}; `$$` is a literal `$`. Report unset names."""
+    """Expand ${VAR} and ${VAR:-default} (defaults may nest); `$$` is a literal `$`.
 
-    def replace(found: re.Match[str]) -> str:
-        if found.group(0) == "$$":
-            return "$"
-        name, default = found.group(1), found.group(2)
-        value = env.get(name)
-        if value is not None:
-            return value
-        if default is not None:
-            return default
-        missing(name)
-        return ""
+    Unset variables without a default are reported through `missing` and expand to "".
+    """
+    if "$" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("${", i):
+            end = _closing_brace(text, i + 2)
+            if end < 0:
+                out.append(text[i:])
+                break
+            inner = text[i + 2 : end]
+            name, has_default, default = inner.partition(":-")
+            if not _NAME.fullmatch(name):
+                out.append(text[i : end + 1])
+            elif name in env:
+                out.append(env[name])
+            elif has_default:
+                out.append(expand_variables(default, env, missing))
+            else:
+                missing(name)
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
-    return _VARIABLE.sub(replace, text) if "$" in text else text
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 1
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
 
 
 def build_document(node: yaml.Node | None, env: Mapping[str, str]) -> Document:
@@ -98,7 +144,12 @@ def _build(
                 sources = source if isinstance(source, list) else [source]
                 merged.extend(s for s in sources if isinstance(s, dict))
                 continue
-            key = constructor.construct_object(key_node)
+            # Keys are names (targets, paths, fields): take plain scalars as written.
+            key = (
+                key_node.value
+                if isinstance(key_node, yaml.ScalarNode)
+                else constructor.construct_object(key_node)
+            )
             key_line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 document.problems.append((loc, key_line, f"key {key!r} must be text"))

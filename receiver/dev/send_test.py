@@ -1,0 +1,56 @@
+"""`hub-receiver send-test EVENT`: post a sample event to a running instance, signed if set up."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from receiver.ingest.signature import sign
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def available() -> list[str]:
+    return sorted(
+        p.name.removeprefix("partner_webhook.").removesuffix(".json")
+        for p in SAMPLES.glob("*.json")
+    )
+
+
+def sample_body(event: str, *, keep_id: bool = False, channel: str | None = None) -> bytes:
+    path = SAMPLES / f"partner_webhook.{event}.json"
+    if not path.exists():
+        raise ValueError(f"no sample for {event!r}; choose one of: {', '.join(available())}")
+    body: dict[str, Any] = orjson.loads(path.read_bytes())
+    if not keep_id:
+        body["id"] = str(uuid.uuid4())  # a fresh delivery, so dedup does not swallow it
+    if channel is not None and isinstance(body.get("data"), dict):
+        body["data"]["id"] = channel
+    return orjson.dumps(body)
+
+
+class SendTestError(Exception):
+    """The instance could not be reached; the message says where and why."""
+
+
+def post(
+    *,
+    base_url: str,
+    body: bytes,
+    signing_secret: str | None,
+    shared_secret: str | None,
+    shared_secret_header: str,
+    timeout: float = 10.0,
+) -> httpx.Response:
+    headers = {"content-type": "application/json", "user-agent": "hub-receiver send-test"}
+    if signing_secret:
+        headers["x-360dialog-signature"] = sign(body, signing_secret.encode())
+    elif shared_secret:
+        headers[shared_secret_header] = shared_secret
+    return httpx.post(
+        f"{base_url.rstrip('/')}/webhooks/partner", content=body, headers=headers, timeout=timeout
+    )

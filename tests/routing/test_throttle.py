@@ -1,0 +1,75 @@
+"""Throttle durations, key resolution and the window arithmetic."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from receiver.routing import match_rules, throttle_allows
+from receiver.routing.durations import parse_duration
+
+from .support import NOW, load, subject
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("10m", 600), ("1h", 3600), ("1d", 86400), ("1h30m", 5400), (" 2H ", 7200)],
+)
+def test_durations_parse_to_seconds(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "1w", "0s", "-1h", "1.5h", "400d"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"\S"):
+        parse_duration(text)
+
+
+def key_for(rule_extra: str, **subject_args: object) -> str | None:
+    ruleset = load(
+        f"rules: [{{name: r, match: {{}}, notify: [client], throttle: 1h{rule_extra}}}]"
+    )
+    (found,) = match_rules(ruleset, subject("account_violation", **subject_args))  # type: ignore[arg-type]
+    assert found.throttle_seconds == 3600
+    return found.throttle_key
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject_args", "key"),
+    [
+        ("", {"channel": {"id": "CH1", "client_id": "CL1"}}, "channel:CH1"),
+        ("", {"event": {"channel_id": "CH2"}}, "channel:CH2"),
+        ("", {"client": {"id": "CL1"}}, "client:CL1"),
+        ("", {"channel": {"client_id": "CL3"}}, "client:CL3"),
+        ("", {"event": {"client_id": "CL4"}}, "client:CL4"),
+        ("", {}, "event:account_violation"),
+        (", throttle_key: client.id", {"client": {"id": "CL1"}}, "CL1"),
+        (", throttle_key: client.id", {"channel": {"id": "CH1"}}, "channel:CH1"),
+        (
+            ", throttle_key: '{client.id}/{event.violation_type}'",
+            {"client": {"id": "CL1"}, "event": {"violation_type": "SCAM"}},
+            "CL1/SCAM",
+        ),
+        (", throttle_key: '{client.id}/{event.nothing}'", {"client": {"id": "CL1"}}, "CL1/-"),
+    ],
+)
+def test_throttle_key_defaults_to_channel_then_client_then_event_type(
+    extra: str, subject_args: dict[str, object], key: str
+) -> None:
+    assert key_for(extra, **subject_args) == key
+
+
+def test_unthrottled_rules_have_no_key() -> None:
+    ruleset = load("rules: [{name: r, match: {}, notify: [client]}]")
+    (found,) = match_rules(ruleset, subject(channel={"id": "CH1"}))
+    assert found.throttle_seconds is None
+    assert found.throttle_key is None
+
+
+@pytest.mark.parametrize(
+    ("last", "allowed"),
+    [(None, True), (NOW - timedelta(minutes=59), False), (NOW - timedelta(hours=1), True)],
+)
+def test_throttle_allows_after_the_window(last: object, allowed: bool) -> None:
+    assert throttle_allows(last_notified_at=last, now=NOW, seconds=3600) is allowed  # type: ignore[arg-type]
