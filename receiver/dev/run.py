@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from pathlib import Path
 
 import uvicorn
 
@@ -88,10 +87,5 @@ async def run_dev(
 
 
 def dev_settings() -> Settings:
-    """Dev defaults: its own SQLite file unless DATABASE_URL says otherwise."""
-    settings = load_settings()
-    if "DATABASE_URL" not in os.environ:
-        settings = settings.model_copy(
-            update={"database_url": f"sqlite+aiosqlite:///{Path('hub-receiver-dev.db').resolve()}"}
-        )
-    return settings
+    """Dev runs on the same database as every other command (DATABASE_URL, else SQLite)."""
+    return load_settings()

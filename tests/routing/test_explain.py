@@ -72,7 +72,7 @@ def test_the_human_report_and_json_form() -> None:
     ruleset = load(RULES)
     result = explain(ruleset, sample_subject("channel_live"), Renderer(), build_context=context)
     text = format_explanation(result)
-    assert "  + live  (rules.yaml:4)" in text
+    assert "  + live  (rules.yaml:5)" in text
     assert "      no: event is channel_live, rule wants account_violation" in text
     assert "      -> off [ops]: not configured (skipped)" in text
     assert "      | Hello Jana Beispiel," in text

@@ -144,7 +144,7 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
               - name: r
                 match: {}
             """,
-            "routing_rules/default.yaml:1: rule 'r': notify: required key is missing",
+            "routing_rules/default.yaml:2: rule 'r': notify: required key is missing",
         ),
         (
             """

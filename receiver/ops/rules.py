@@ -1,0 +1,121 @@
+"""The loaded routing rules for people to read, and reloading them (admin API, SIGHUP).
+
+Targets are shown by name with Apprise's privacy form of their URL only. A reload builds
+the new rules completely before swapping them in; on a RulesError the running rules stay.
+A reload is per process: each web process and each worker holds its own rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from receiver import delivery
+from receiver.pipeline.rules_state import LoadedRules
+from receiver.routing.errors import RulesError
+from receiver.services import Services
+
+log = logging.getLogger("receiver.ops.rules")
+
+
+def rules_view(loaded: LoadedRules) -> dict[str, Any]:
+    """The current rules as JSON: names, files, lines, targets by name (masked), digest."""
+    rules = loaded.rules
+    return {
+        "digest": rules.source.digest,
+        "loaded_at": loaded.loaded_at.isoformat(),
+        "files": [{"path": f.path, "sha256": f.sha256} for f in rules.source.files],
+        "targets": [
+            {
+                "name": target.name,
+                "file": target.file,
+                "line": target.line,
+                "configured": target.configured,
+                "url": delivery.mask(target.url) if target.configured else None,
+            }
+            for target in rules.targets.values()
+        ],
+        "rules": [
+            {
+                "name": rule.name,
+                "description": rule.description,
+                "enabled": rule.enabled,
+                "file": rule.file,
+                "line": rule.line,
+                "events": sorted(rule.events) if rule.events is not None else "*",
+                "not_events": sorted(rule.not_events),
+                "status": (
+                    {
+                        "from": sorted(s or "none" for s in rule.status_from)
+                        if rule.status_from is not None
+                        else "*",
+                        "to": sorted(rule.status_to) if rule.status_to is not None else "*",
+                    }
+                    if rule.status_required
+                    else None
+                ),
+                "targets": list(rule.targets),
+                "template": rule.template,
+                "throttle_seconds": rule.throttle_seconds,
+                "stop": rule.stop,
+            }
+            for rule in rules.rules
+        ],
+        "warnings": [problem.as_dict() for problem in rules.warnings],
+    }
+
+
+async def reload_rules(services: Services, *, requested_by: str) -> LoadedRules:
+    """Load RULES_PATH again and swap it in; raise RulesError (old rules kept) when invalid."""
+    holder = services.rules
+    now = services.clock()
+    # Reading and compiling YAML and templates is blocking file work: keep it off the loop.
+    try:
+        loaded = await asyncio.to_thread(holder.reload, now=now)
+    except RulesError as exc:
+        log.warning(
+            "rules reload refused, keeping the running rules (%d problems): %s",
+            len(exc.problems),
+            "; ".join(str(p) for p in exc.problems),
+            extra={"by": requested_by},
+        )
+        raise
+    return loaded
+
+
+def install_reload_signal(services: Services) -> Callable[[], None]:
+    """Reload the rules on SIGHUP (main thread only); return the function that uninstalls it."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload_logged() -> None:
+        try:
+            await reload_rules(services, requested_by="SIGHUP")
+        except RulesError:
+            pass  # logged with every problem by reload_rules(); the old rules keep running
+        except Exception:
+            log.exception("rules reload on SIGHUP failed; the old rules keep running")
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_logged(), name="rules-reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    except (NotImplementedError, RuntimeError, ValueError):  # not a Unix loop, or not allowed
+        log.info("SIGHUP rules reload not available in this process")
+        return lambda: None
+
+    def uninstall() -> None:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    return uninstall
