@@ -239,7 +239,22 @@ def create_fake_hub_app(
 
         return endpoint
 
+    async def control(request: Request) -> Response:
+        # Not a 360dialog endpoint: lets a person running `hub-receiver dev` change a
+        # channel (e.g. {"hub_status": "pending_deletion"}) before posting the next event.
+        channel_id = request.path_params["channel_id"]
+        if channel_id not in state.channels:
+            return error_response(404, f"no channel {channel_id}")
+        try:
+            changes = await request.json()
+        except ValueError:
+            return error_response(400, "send a JSON object of fields to change")
+        if not isinstance(changes, dict):
+            return error_response(400, "send a JSON object of fields to change")
+        return JSONResponse(state.update_channel(channel_id, **changes))
+
     routes = [
+        Route("/_fake/channels/{channel_id}", control, methods=["PATCH"]),
         Route("/token", guarded(token), methods=["POST"]),
         Route(
             "/partners/{partner_id}/channels",
