@@ -17,9 +17,12 @@ from receiver.routing.subject import RoutingSubject
 
 
 class RenderedMessage(Protocol):
-    title: str
-    body: str
-    error: str | None
+    @property
+    def title(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
 
 
 class MessageRenderer(Protocol):

@@ -38,9 +38,22 @@ class RuleMatch:
 
 def match_rules(ruleset: RuleSet, subject: RoutingSubject) -> list[RuleMatch]:
     """Return the rules that fire for `subject`, in evaluation order."""
+    # The hot path: `rule_applies` inlined, minus the event check the index already did.
     matches: list[RuleMatch] = []
+    event, channel, client = subject.event, subject.channel, subject.client
+    change = subject.status_change
     for rule in ruleset.candidates(subject.event_type):
-        if rule_applies(rule, subject):
+        if rule.status_required:
+            if change is None:
+                continue
+            if rule.status_from is not None and change[0] not in rule.status_from:
+                continue
+            if rule.status_to is not None and change[1] not in rule.status_to:
+                continue
+        for condition in rule.conditions:
+            if not condition.passes(condition.path.get(event, channel, client)):
+                break
+        else:
             matches.append(to_match(rule, subject))
             if rule.stop:
                 break

@@ -10,12 +10,14 @@ import pytest
 from receiver.messages import Renderer, build_context
 from receiver.messages.render import MAX_BODY, MAX_TITLE
 from receiver.routing import subject_from_webhook
-
-from .support import context_for, sample
 from tests.routing.support import NOW
 
+from .support import context_for, sample
 
-def render_body(body: str, *, renderer: Renderer | None = None, name: str = "channel_live") -> tuple[str, str | None]:
+
+def render_body(
+    body: str, *, renderer: Renderer | None = None, name: str = "channel_live"
+) -> tuple[str, str | None]:
     rendered = (renderer or Renderer()).render(
         template=None, title="t", body=body, audience="ops", context=context_for(name)
     )
@@ -24,11 +26,16 @@ def render_body(body: str, *, renderer: Renderer | None = None, name: str = "cha
 
 def test_an_undefined_variable_gives_the_fallback_and_records_the_error() -> None:
     rendered = Renderer().render(
-        template=None, title="{{ channel.no_such_field }}", body="x", audience="ops",
+        template=None,
+        title="{{ channel.no_such_field }}",
+        body="x",
+        audience="ops",
         context=context_for("channel_live", status_change=("draft", "live")),
     )
     assert rendered.error is not None
-    assert rendered.error.startswith("UndefinedError: 'dict object' has no attribute 'no_such_field'")
+    assert rendered.error.startswith(
+        "UndefinedError: 'dict object' has no attribute 'no_such_field'"
+    )
     assert rendered.title == "channel_live: +4915112345678"
     assert rendered.body == (
         "Event: channel_live\nNumber: +4915112345678\nClient: Jana Beispiel\n"
@@ -38,7 +45,11 @@ def test_an_undefined_variable_gives_the_fallback_and_records_the_error() -> Non
 
 def test_the_client_fallback_is_plain_language() -> None:
     rendered = Renderer().render(
-        template=None, title=None, body="{{ oops(", audience="client", context=context_for("channel_live")
+        template=None,
+        title=None,
+        body="{{ oops(",
+        audience="client",
+        context=context_for("channel_live"),
     )
     assert rendered.error is not None and rendered.error.startswith("TemplateSyntaxError")
     assert rendered.title == "Update about your WhatsApp number +4915112345678"
@@ -51,7 +62,11 @@ def test_a_syntax_error_in_a_template_file_names_the_file_and_line(tmp_path: Pat
         "{% block title %}ok{% endblock %}\n{% block body %}\n{{ broken( }}\n{% endblock %}\n"
     )
     rendered = Renderer(user_templates=tmp_path).render(
-        template="channel_live", title=None, body=None, audience="ops", context=context_for("channel_live")
+        template="channel_live",
+        title=None,
+        body=None,
+        audience="ops",
+        context=context_for("channel_live"),
     )
     assert rendered.error is not None
     assert rendered.error.endswith("(ops/channel_live.j2 line 3)")
@@ -64,7 +79,11 @@ def test_user_templates_override_the_defaults_and_may_extend_them(tmp_path: Path
     )
     renderer = Renderer(user_templates=tmp_path)
     rendered = renderer.render(
-        template="channel_live", title=None, body=None, audience="ops", context=context_for("channel_live")
+        template="channel_live",
+        title=None,
+        body=None,
+        audience="ops",
+        context=context_for("channel_live"),
     )
     assert rendered.error is None
     assert rendered.title == "LIVE!: +4915112345678 (Jana Beispiel)"
@@ -74,7 +93,10 @@ def test_user_templates_override_the_defaults_and_may_extend_them(tmp_path: Path
 
 def test_an_unknown_template_name_uses_generic() -> None:
     rendered = Renderer().render(
-        template="brand_new_event", title=None, body=None, audience="ops",
+        template="brand_new_event",
+        title=None,
+        body=None,
+        audience="ops",
         context=context_for("channel_live"),
     )
     assert rendered.error is None
@@ -85,7 +107,11 @@ def test_inline_title_and_body_override_the_template_parts() -> None:
     renderer = Renderer()
     context = context_for("channel_live")
     title_only = renderer.render(
-        template="channel_live", title="Hi {{ facts.client_name }}", body=None, audience="ops", context=context
+        template="channel_live",
+        title="Hi {{ facts.client_name }}",
+        body=None,
+        audience="ops",
+        context=context,
     )
     assert title_only.title == "Hi Jana Beispiel"
     assert title_only.body.startswith("Number is live")
@@ -121,9 +147,8 @@ def test_sandbox_escapes_fall_back(body: str) -> None:
         "{{ 10 ** 10000000 }}",
         "{{ 'a' * 60000 + 'b' * 60000 }}",
         "{% set a = 'x' * 60000 %}{{ a ~ a }}",
-        "{% set a = 'x' * 1000 %}{% set a %}{{a}}{{a}}{{a}}{{a}}{% endset %}" * 12,
+        "{% set a = 'x' * 1000 %}" + "{% set a %}{{a}}{{a}}{{a}}{{a}}{% endset %}" * 12,
         "{{ 'x' | center(10**9) }}",
-        "{{ 'x' | indent(5000) * 20 }}",
         "{{ ('y' * 60000) | indent(9000) }}",
         "{{ '%999999999d' % 1 }}",
         "{{ '%*d' | format(10**9, 1) }}",
@@ -155,14 +180,17 @@ def test_template_syntax_inside_event_data_is_printed_literally() -> None:
         )
         assert rendered.error is None
         assert "({{ 7*7 }}{% for x in range(3) %}x{% endfor %})" in rendered.body
-        assert "49" not in rendered.body
+        assert "(49" not in rendered.body
+        assert "xxx" not in rendered.body
 
 
 def test_template_syntax_in_data_is_literal_in_the_fallback_too() -> None:
     body = sample("channel_live")
     body["data"]["setup_info"]["phone_number"] = "{{ 7*7 }}"
     context = build_context(subject_from_webhook(body, now=NOW), rule="r")
-    rendered = Renderer().render(template=None, title=None, body="{{ nope }}", audience="ops", context=context)
+    rendered = Renderer().render(
+        template=None, title=None, body="{{ nope }}", audience="ops", context=context
+    )
     assert rendered.error is not None
     assert "Number: {{ 7*7 }}" in rendered.body
 
@@ -183,7 +211,11 @@ def test_long_titles_are_cut_and_long_bodies_truncated_with_a_marker() -> None:
 
 def test_titles_are_one_line() -> None:
     rendered = Renderer().render(
-        template=None, title="a\n  b\n", body="x", audience="ops", context=context_for("channel_live")
+        template=None,
+        title="a\n  b\n",
+        body="x",
+        audience="ops",
+        context=context_for("channel_live"),
     )
     assert rendered.title == "a b"
 
@@ -198,7 +230,7 @@ def test_oversized_template_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_oversized_inline_templates_are_refused() -> None:
-    text, error = render_body("x" * 70_000)
+    _, error = render_body("x" * 70_000)
     assert error is not None and "size limit" in error
 
 
@@ -206,12 +238,18 @@ def test_a_template_without_a_body_block_falls_back(tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "nobody.j2").write_text("{% block title %}t{% endblock %}")
     rendered = Renderer(user_templates=tmp_path).render(
-        template="nobody", title=None, body=None, audience="ops", context=context_for("channel_live")
+        template="nobody",
+        title=None,
+        body=None,
+        audience="ops",
+        context=context_for("channel_live"),
     )
     assert rendered.error == "TemplateError: template 'nobody' has no body block"
 
 
 def test_a_garbage_context_still_yields_a_fallback() -> None:
-    rendered = Renderer().render(template=None, title=None, body="{{ x }}", audience="ops", context={})
+    rendered = Renderer().render(
+        template=None, title=None, body="{{ x }}", audience="ops", context={}
+    )
     assert rendered.error is not None
     assert rendered.title == "unknown event"

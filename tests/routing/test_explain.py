@@ -59,7 +59,9 @@ def test_explain_reports_each_rule_with_reason_targets_and_messages() -> None:
     assert result.fired == ("live",)
 
 
-@pytest.mark.parametrize("name", ["channel_live", "channel_created", "account_violation", "client_created"])
+@pytest.mark.parametrize(
+    "name", ["channel_live", "channel_created", "account_violation", "client_created"]
+)
 def test_explain_agrees_with_the_matcher_on_the_default_rules(name: str) -> None:
     ruleset = load_rules(ROOT / "routing_rules", env={})
     for change in (None, ("draft", "live"), ("live", "pending_deletion")):
@@ -111,7 +113,9 @@ def test_client_created_uses_data_as_the_client() -> None:
 
 def test_fields_are_found_at_the_top_level_too(tmp_path: Path) -> None:
     path = tmp_path / "e.json"
-    path.write_text(json.dumps({"event": "account_violation", "phone_number": "+1", "violation_type": "SPAM"}))
+    path.write_text(
+        json.dumps({"event": "account_violation", "phone_number": "+1", "violation_type": "SPAM"})
+    )
     s = load_webhook_subject(path, now=NOW)
     assert (s.event["phone_number"], s.event["violation_type"]) == ("+1", "SPAM")
     assert s.channel is None

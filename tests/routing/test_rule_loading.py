@@ -21,25 +21,40 @@ def write(folder: Path, name: str, text: str) -> None:
 
 def test_a_folder_loads_yaml_files_in_name_order_with_merged_targets(tmp_path: Path) -> None:
     write(tmp_path, "20-client.yml", "rules: [{name: b, match: {}, notify: [ops, client]}]\n")
-    write(tmp_path, "10-team.yaml", 'targets: {ops: "json://x"}\nrules: [{name: a, match: {}, notify: [ops]}]\n')
+    write(
+        tmp_path,
+        "10-team.yaml",
+        'targets: {ops: "json://x"}\nrules: [{name: a, match: {}, notify: [ops]}]\n',
+    )
     write(tmp_path, "notes.txt", "not rules")
     (tmp_path / "templates").mkdir()
     ruleset = load_rules(tmp_path, env={})
     assert [r.name for r in ruleset.rules] == ["a", "b"]
-    assert [r.file for r in ruleset.rules] == [str(tmp_path / "10-team.yaml"), str(tmp_path / "20-client.yml")]
+    assert [r.file for r in ruleset.rules] == [
+        str(tmp_path / "10-team.yaml"),
+        str(tmp_path / "20-client.yml"),
+    ]
     assert [f.path for f in ruleset.source.files] == [r.file for r in ruleset.rules]
     assert [m.rule for m in match_rules(ruleset, subject())] == ["a", "b"]
 
 
 def test_duplicates_across_files_are_errors(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", 'targets: {ops: "json://x"}\nrules: [{name: r, match: {}, notify: [ops]}]\n')
-    write(tmp_path, "b.yaml", 'targets: {ops: "json://y"}\nrules: [{name: r, match: {}, notify: [ops]}]\n')
+    write(
+        tmp_path,
+        "a.yaml",
+        'targets: {ops: "json://x"}\nrules: [{name: r, match: {}, notify: [ops]}]\n',
+    )
+    write(
+        tmp_path,
+        "b.yaml",
+        'targets: {ops: "json://y"}\nrules: [{name: r, match: {}, notify: [ops]}]\n',
+    )
     with pytest.raises(RulesError) as caught:
         load_rules(tmp_path, env={})
-    messages = [str(p) for p in caught.value.problems]
-    assert messages == [
-        f"{tmp_path / 'b.yaml'}:1: targets.ops: target 'ops' is already defined at {tmp_path / 'a.yaml'}:1",
-        f"{tmp_path / 'b.yaml'}:2: rule 'r': name: duplicate rule name (first at {tmp_path / 'a.yaml'}:2)",
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert [str(p) for p in caught.value.problems] == [
+        f"{b}:1: targets.ops: target 'ops' is already defined at {a}:1",
+        f"{b}:2: rule 'r': name: duplicate rule name (first at {a}:2)",
     ]
 
 
@@ -97,7 +112,9 @@ def test_variables_work_in_any_string_including_durations() -> None:
 
 
 def test_an_empty_target_loads_as_not_configured() -> None:
-    ruleset = load('targets: {ops: "${OPS:-}", off: ~}\nrules: [{name: r, match: {}, notify: [ops, off]}]\n')
+    ruleset = load(
+        'targets: {ops: "${OPS:-}", off: ~}\nrules: [{name: r, match: {}, notify: [ops, off]}]\n'
+    )
     assert not ruleset.targets["ops"].configured
     assert ruleset.target_url("ops") is None
     assert ruleset.target_url("off") is None
@@ -170,7 +187,9 @@ def test_the_default_rules_throttle_violations_per_channel() -> None:
 
 def test_the_default_rules_tell_team_and_client_about_pending_deletion() -> None:
     ruleset = load_rules(ROOT / "routing_rules", env={})
-    fired = match_rules(ruleset, subject("account_restriction", status_change=("live", "pending_deletion")))
+    fired = match_rules(
+        ruleset, subject("account_restriction", status_change=("live", "pending_deletion"))
+    )
     assert [m.rule for m in fired] == [
         "team hears about violations and restrictions, at most hourly per number",
         "team hears about every other status change",
@@ -178,3 +197,16 @@ def test_the_default_rules_tell_team_and_client_about_pending_deletion() -> None
         "client hears about a violation or restriction, at most daily per number",
         "client hears their number will be deleted (found by status)",
     ]
+
+
+def test_yes_no_on_off_stay_text_as_in_yaml_1_2() -> None:
+    ruleset = load(
+        """
+        targets: {off: "json://x", on: ""}
+        rules:
+          - {name: r, match: {where: {event.answer: no}}, notify: [off, on], enabled: true}
+        """
+    )
+    assert set(ruleset.targets) == {"off", "on"}
+    assert ruleset.rules[0].enabled is True
+    assert len(match_rules(ruleset, subject(event={"answer": "no"}))) == 1

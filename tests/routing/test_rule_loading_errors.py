@@ -169,8 +169,7 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
             targets:
               client: mailto://x
             """,
-            "routing_rules/default.yaml:2: targets.client: `client` is built in; pick another "
-            "name",
+            "routing_rules/default.yaml:2: targets.client: `client` is built in; pick another name",
         ),
         (
             """

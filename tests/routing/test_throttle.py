@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from receiver.routing import match_rules, throttle_allows
+from receiver.routing import RoutingSubject, match_rules, throttle_allows
 from receiver.routing.durations import parse_duration
 
 from .support import NOW, load, subject
@@ -26,38 +26,39 @@ def test_bad_durations_are_refused(text: str) -> None:
         parse_duration(text)
 
 
-def key_for(rule_extra: str, **subject_args: object) -> str | None:
-    ruleset = load(
-        f"rules: [{{name: r, match: {{}}, notify: [client], throttle: 1h{rule_extra}}}]"
-    )
-    (found,) = match_rules(ruleset, subject("account_violation", **subject_args))  # type: ignore[arg-type]
-    assert found.throttle_seconds == 3600
-    return found.throttle_key
+VIOLATION = "account_violation"
 
 
 @pytest.mark.parametrize(
-    ("extra", "subject_args", "key"),
+    ("extra", "subject_", "key"),
     [
-        ("", {"channel": {"id": "CH1", "client_id": "CL1"}}, "channel:CH1"),
-        ("", {"event": {"channel_id": "CH2"}}, "channel:CH2"),
-        ("", {"client": {"id": "CL1"}}, "client:CL1"),
-        ("", {"channel": {"client_id": "CL3"}}, "client:CL3"),
-        ("", {"event": {"client_id": "CL4"}}, "client:CL4"),
-        ("", {}, "event:account_violation"),
-        (", throttle_key: client.id", {"client": {"id": "CL1"}}, "CL1"),
-        (", throttle_key: client.id", {"channel": {"id": "CH1"}}, "channel:CH1"),
+        ("", subject(VIOLATION, channel={"id": "CH1", "client_id": "CL1"}), "channel:CH1"),
+        ("", subject(VIOLATION, event={"channel_id": "CH2"}), "channel:CH2"),
+        ("", subject(VIOLATION, client={"id": "CL1"}), "client:CL1"),
+        ("", subject(VIOLATION, channel={"client_id": "CL3"}), "client:CL3"),
+        ("", subject(VIOLATION, event={"client_id": "CL4"}), "client:CL4"),
+        ("", subject(VIOLATION), "event:account_violation"),
+        (", throttle_key: client.id", subject(VIOLATION, client={"id": "CL1"}), "CL1"),
+        (", throttle_key: client.id", subject(VIOLATION, channel={"id": "CH1"}), "channel:CH1"),
         (
             ", throttle_key: '{client.id}/{event.violation_type}'",
-            {"client": {"id": "CL1"}, "event": {"violation_type": "SCAM"}},
+            subject(VIOLATION, client={"id": "CL1"}, event={"violation_type": "SCAM"}),
             "CL1/SCAM",
         ),
-        (", throttle_key: '{client.id}/{event.nothing}'", {"client": {"id": "CL1"}}, "CL1/-"),
+        (
+            ", throttle_key: '{client.id}/{event.nothing}'",
+            subject(VIOLATION, client={"id": "CL1"}),
+            "CL1/-",
+        ),
     ],
 )
 def test_throttle_key_defaults_to_channel_then_client_then_event_type(
-    extra: str, subject_args: dict[str, object], key: str
+    extra: str, subject_: RoutingSubject, key: str
 ) -> None:
-    assert key_for(extra, **subject_args) == key
+    ruleset = load(f"rules: [{{name: r, match: {{}}, notify: [client], throttle: 1h{extra}}}]")
+    (found,) = match_rules(ruleset, subject_)
+    assert found.throttle_seconds == 3600
+    assert found.throttle_key == key
 
 
 def test_unthrottled_rules_have_no_key() -> None:
@@ -71,5 +72,5 @@ def test_unthrottled_rules_have_no_key() -> None:
     ("last", "allowed"),
     [(None, True), (NOW - timedelta(minutes=59), False), (NOW - timedelta(hours=1), True)],
 )
-def test_throttle_allows_after_the_window(last: object, allowed: bool) -> None:
-    assert throttle_allows(last_notified_at=last, now=NOW, seconds=3600) is allowed  # type: ignore[arg-type]
+def test_throttle_allows_after_the_window(last: datetime | None, allowed: bool) -> None:
+    assert throttle_allows(last_notified_at=last, now=NOW, seconds=3600) is allowed
