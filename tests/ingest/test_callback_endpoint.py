@@ -35,7 +35,8 @@ def example(index: int) -> dict[str, Any]:
 
 
 def query_of(index: int) -> str:
-    return urlsplit(example(index)["url"]).query
+    url: str = example(index)["url"]
+    return urlsplit(url).query
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["granted two", "kept one removed one"])

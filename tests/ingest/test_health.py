@@ -61,7 +61,9 @@ async def test_readyz_names_the_webhook_authentication_in_use_without_its_secret
 async def test_readyz_answers_503_when_redis_is_unreachable(
     make_settings: MakeSettings, database_url: str
 ) -> None:
-    settings = make_settings(database_url=database_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = make_settings(
+        database_url=database_url, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     async with running_app(settings) as app:
         response = await app.client.get("/readyz")
     assert response.status_code == 503

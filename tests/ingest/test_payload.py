@@ -114,7 +114,9 @@ def test_it_finds_setup_info_and_waba_account_at_the_top_level() -> None:
 
 
 def test_it_takes_the_client_from_a_nested_client_object_or_a_bare_client_string() -> None:
-    nested = parse_event({"event": "channel_live", "data": {"id": CHANNEL, "client": {"id": CLIENT}}})
+    nested = parse_event(
+        {"event": "channel_live", "data": {"id": CHANNEL, "client": {"id": CLIENT}}}
+    )
     assert nested.client_id == CLIENT
     bare = parse_event({"event": "channel_live", "channel_id": CHANNEL, "client": CLIENT})
     assert bare.client_id == CLIENT
@@ -217,8 +219,9 @@ def test_a_huge_field_is_cut_to_a_bounded_length() -> None:
 
 def test_the_same_body_formatted_differently_has_the_same_key() -> None:
     body = {"event": "channel_live", "data": {"b": 1, "a": [1, 2], "c": {"y": None, "x": "z"}}}
-    reordered = json.loads('{"data": {"c": {"x": "z", "y": null}, "a": [1, 2], "b": 1},'
-                           '   "event": "channel_live"}')
+    reordered = json.loads(
+        '{"data": {"c": {"x": "z", "y": null}, "a": [1, 2], "b": 1},   "event": "channel_live"}'
+    )
     spaced = json.loads(json.dumps(body, indent=4))
     assert key_of(body) == key_of(reordered) == key_of(spaced)
     assert key_of(body).startswith("wh:body:")

@@ -129,7 +129,14 @@ def test_a_blank_secret_list_is_no_secret(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("30s", 30.0), ("2m", 120.0), ("1.5h", 5400.0), ("2d", 172800.0), ("250ms", 0.25), ("45", 45.0)],
+    [
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1.5h", 5400.0),
+        ("2d", 172800.0),
+        ("250ms", 0.25),
+        ("45", 45.0),
+    ],
 )
 def test_durations_are_read_with_units(
     monkeypatch: pytest.MonkeyPatch, value: str, seconds: float
