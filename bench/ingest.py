@@ -48,7 +48,7 @@ def write_rules(directory: Path, text: str) -> Path:
 def receiver_env(
     *, database_url: str, redis_url: str | None, workers: int, rules: Path, log_level: str
 ) -> dict[str, str]:
-    env = {
+    return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url or "",
         "WEB_CONCURRENCY": str(workers),
@@ -60,7 +60,6 @@ def receiver_env(
         "D360_PARTNER_ID": "",
         "SWEEP_INTERVAL": "60s",
     }
-    return env
 
 
 def stored_events(database_url: str) -> int:
@@ -72,14 +71,20 @@ def stored_events(database_url: str) -> int:
     return int(str(databases.pg_scalar(database_url, "SELECT count(*) FROM events")))
 
 
-def _load(server: processes.Server, plan: Plan, tag: str) -> tuple[LoadResult, dict[str, Any]]:
+def _load(
+    server: processes.Server, plan: Plan, tag: str
+) -> tuple[LoadResult, dict[str, Any], dict[str, float]]:
     url = server.url + "/webhooks/partner"
     idle = server.memory()
     if plan.warmup > 0:
-        run_wrk(url, connections=plan.connections, seconds=plan.warmup, tag=tag + "w", secret=SECRET)
+        run_wrk(
+            url, connections=plan.connections, seconds=plan.warmup, tag=tag + "w", secret=SECRET
+        )
         time.sleep(0.5)
-    with processes.MemoryWatch(server.pid) as watch:
-        result = run_wrk(url, connections=plan.connections, seconds=plan.seconds, tag=tag, secret=SECRET)
+    with processes.MemoryWatch(server.pid) as watch, processes.CpuShare(server.pid) as cpu:
+        result = run_wrk(
+            url, connections=plan.connections, seconds=plan.seconds, tag=tag, secret=SECRET
+        )
     memory = {
         "idle_largest_mb": idle["largest_mb"],
         "idle_tree_mb": idle["tree_mb"],
@@ -87,17 +92,19 @@ def _load(server: processes.Server, plan: Plan, tag: str) -> tuple[LoadResult, d
         "load_peak_tree_mb": round(watch.peak_total, 1),
         "processes": len(watch.peak_per_process),
     }
-    return result, memory
+    return result, memory, cpu.result
 
 
-def measure_reference(name: str, factory: str, plan: Plan, *, workers: int, env: dict[str, str]) -> dict[str, Any]:
+def measure_reference(
+    name: str, factory: str, plan: Plan, *, workers: int, env: dict[str, str]
+) -> dict[str, Any]:
     port = processes.free_port()
     args = processes.uvicorn_args(factory, port=port, workers=workers)
     with processes.running(
         f"{name}-w{workers}", args, env=env, port=port, log_dir=plan.log_dir, ready_path="/"
     ) as server:
-        result, memory = _load(server, plan, tag=f"{name}{workers}{time.time_ns()}")
-    return {"server": name, "workers": workers, **result.as_json(), "memory": memory}
+        result, memory, cpu = _load(server, plan, tag=f"{name}{workers}{time.time_ns()}")
+    return {"server": name, "workers": workers, **result.as_json(), "memory": memory, "cpu": cpu}
 
 
 def measure_receiver(
@@ -121,14 +128,19 @@ def measure_receiver(
         log_level=plan.log_level,
     )
     with processes.running(
-        f"{name}-w{workers}", processes.receiver_args(port=port), env=env, port=port, log_dir=plan.log_dir
+        f"{name}-w{workers}",
+        processes.receiver_args(port=port),
+        env=env,
+        port=port,
+        log_dir=plan.log_dir,
     ) as server:
-        result, memory = _load(server, plan, tag=f"{name}{workers}{time.time_ns()}")
+        result, memory, cpu = _load(server, plan, tag=f"{name}{workers}{time.time_ns()}")
     stored = stored_events(database_url) - before
     return {
         "server": name,
         "workers": workers,
         **result.as_json(),
         "memory": memory,
+        "cpu": cpu,
         "events_stored": stored,
     }

@@ -58,6 +58,62 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 when it is gone)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    return 0.0
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return (total - idle) / _TICK, total / _TICK
+
+
+@dataclass
+class CpuShare:
+    """Who used the CPU during a run: the server under test, and everyone else.
+
+    The machine is shared (other engineers run tests and servers on it); `other_pct` says
+    how much of the machine's capacity went to processes outside the server tree and the
+    load generator, so a figure taken on a busy machine can be recognised as such.
+    """
+
+    pid: int
+    _start: tuple[float, float] = (0.0, 0.0)
+    _tree_start: dict[int, float] = field(default_factory=dict)
+    _children_start: float = 0.0
+    result: dict[str, float] = field(default_factory=dict)
+
+    def __enter__(self) -> CpuShare:
+        self._tree_start = {p: cpu_seconds(p) for p in process_tree(self.pid)}
+        self._children_start = os.times().children_user + os.times().children_system
+        self._start = machine_busy_seconds()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        busy, total = machine_busy_seconds()
+        tree = sum(cpu_seconds(p) - self._tree_start.get(p, 0.0) for p in process_tree(self.pid))
+        children = os.times().children_user + os.times().children_system - self._children_start
+        capacity = total - self._start[1]
+        used = busy - self._start[0]
+        if capacity <= 0:
+            return
+        self.result = {
+            "server_cpu_pct": round(100 * tree / capacity, 1),
+            "loadgen_cpu_pct": round(100 * children / capacity, 1),
+            "machine_busy_pct": round(100 * used / capacity, 1),
+            "other_pct": round(100 * max(0.0, used - tree - children) / capacity, 1),
+        }
+
+
 @dataclass
 class MemoryWatch:
     """Samples the RSS of every process in a tree every `interval` seconds, in a thread."""
@@ -120,7 +176,9 @@ class Server:
 def _http_answers(port: int, path: str) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+            )
             return sock.recv(16).startswith(b"HTTP/1.1 ")
     except OSError:
         return False
@@ -138,6 +196,18 @@ def wait_http(server: Server, *, path: str, timeout: float = 60.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError(f"{server.name} did not answer on port {server.port} in {timeout}s")
+
+
+def wait_log(server: Server, text: str, *, timeout: float = 60.0) -> None:
+    """Wait until the server's log shows `text` (a worker has no port to poll)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in server.log_path.read_text(errors="replace"):
+            return
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; see {server.log_path}")
+        time.sleep(0.1)
+    raise TimeoutError(f"{server.name} did not log {text!r} in {timeout}s")
 
 
 def start(

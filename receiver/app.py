@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from receiver.http.admin import admin_routes
 from receiver.http.callbacks import permission_callback
 from receiver.http.errors import json_error
 from receiver.http.health import healthz, readyz
+from receiver.http.metrics import metrics_endpoint
 from receiver.http.webhooks import partner_webhook
 from receiver.ingest.writer import EventWriter
 from receiver.jobs.runtime import open_runtime
 from receiver.metrics import Metrics
+from receiver.ops.rules import install_reload_signal
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.app")
@@ -45,9 +48,11 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> Starlet
             app.state.shared_secrets = [
                 s.get_secret_value().encode() for s in settings.webhook_shared_secret
             ]
+            uninstall_reload_signal = install_reload_signal(services)  # SIGHUP: reload rules
             try:
                 yield
             finally:
+                uninstall_reload_signal()
                 await writer.stop()
 
     async def not_found(_request: Request, _exc: Exception) -> Response:
@@ -65,6 +70,8 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> Starlet
         Route("/callbacks/permission", permission_callback, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/admin", routes=admin_routes()),
     ]
     return Starlette(
         routes=routes,

@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,16 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- databases -------------------------------------------------------------------------
 
 
+def off_loop(function: Callable[[], Any]) -> Any:
+    """Run blocking set-up that calls asyncio.run() (alembic does) outside any running loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function).result()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    off_loop(lambda: upgrade(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -71,11 +78,11 @@ def postgres_database() -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    off_loop(lambda: asyncio.run(create()))
     url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    upgrade(url)
+    off_loop(lambda: upgrade(url))
     yield url
-    asyncio.run(drop())
+    off_loop(lambda: asyncio.run(drop()))
 
 
 async def truncate_all(url: str) -> None:
@@ -150,4 +157,3 @@ def sample(name: str) -> bytes:
     raise FileNotFoundError(name)
 
 
-os.environ.setdefault("PYTHONASYNCIODEBUG", "0")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from receiver.db.queries import DatabaseUnavailableError, existing_dedup_keys
 from receiver.http.webhooks import new_correlation_id
 from receiver.ingest.callback import CallbackQueryError, PermissionClaim, parse_permission_query
 from receiver.ingest.writer import StoreUnavailableError
@@ -43,6 +45,26 @@ def page(title: str, message: str, status: int) -> HTMLResponse:
     )
 
 
+def dedup_key(kind: str, client_id: str, channel_id: str, window: int) -> str:
+    return f"cb:{kind}:{client_id}:{channel_id}:{window}"
+
+
+async def recent_duplicates(services: Services, rows: list[dict[str, Any]]) -> set[str]:
+    """Keys of rows whose claim was stored in the previous window, less than a window ago.
+
+    Keys are per fixed window; this catches a reload that crosses a window boundary.
+    """
+    previous = {
+        dedup_key(row["event_type"], row["client_id"], row["channel_id"], row["window"] - 1): row[
+            "dedup_key"
+        ]
+        for row in rows
+    }
+    since = services.clock() - timedelta(seconds=DEDUP_WINDOW_SECONDS)
+    found = await existing_dedup_keys(services.sessions, previous, received_after=since)
+    return {previous[key] for key in found}
+
+
 def claim_rows(
     claim: PermissionClaim, *, services: Services, raw_query: str
 ) -> list[dict[str, Any]]:
@@ -57,7 +79,8 @@ def claim_rows(
         for channel_id in channel_ids:
             rows.append(
                 {
-                    "dedup_key": f"cb:{kind}:{claim.client_id}:{channel_id}:{window}",
+                    "dedup_key": dedup_key(kind, claim.client_id, channel_id, window),
+                    "window": window,
                     "correlation_id": correlation_id,
                     "source": "callback",
                     "event_type": kind,
@@ -111,8 +134,12 @@ async def permission_callback(request: Request) -> Response:
     rows = claim_rows(claim, services=services, raw_query=raw_query)
     writer = request.app.state.writer
     try:
+        seen = await recent_duplicates(services, rows)
+        for row in rows:
+            row.pop("window")
+        rows = [row for row in rows if row["dedup_key"] not in seen]
         results = await asyncio.gather(*(writer.write(row) for row in rows))
-    except StoreUnavailableError:
+    except (StoreUnavailableError, DatabaseUnavailableError):
         log.error("permission callback not stored: database unavailable")
         return page(
             "Please try again in a minute",

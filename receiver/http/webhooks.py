@@ -31,6 +31,7 @@ log = logging.getLogger("receiver.webhook")
 SIGNATURE_HEADER = "x-360dialog-signature"
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-forwarded-for", "x-request-id")
 ENDPOINT = "webhooks/partner"
+ID_COLUMN_SIZE = 64
 
 
 def is_json_content_type(value: str | None) -> bool:
@@ -40,6 +41,10 @@ def is_json_content_type(value: str | None) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def clamp(value: str | None, size: int = ID_COLUMN_SIZE) -> str | None:
+    return value[:size] if value is not None else None
 
 
 def new_correlation_id() -> str:
@@ -141,9 +146,10 @@ async def _handle(request: Request, services: Services) -> Response:
         "source": "webhook",
         "event_type": parsed.event_type[:100],
         "known": parsed.known,
-        "channel_id": parsed.channel_id,
-        "client_id": parsed.client_id,
-        "phone_number": parsed.phone_number,
+        # Clamped to the columns: an absurd id must not stop the event from being stored.
+        "channel_id": clamp(parsed.channel_id),
+        "client_id": clamp(parsed.client_id),
+        "phone_number": clamp(parsed.phone_number),
         "received_at": services.clock(),
         "raw_body": body.decode("utf-8"),
         "headers": headers,

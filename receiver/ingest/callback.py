@@ -52,7 +52,7 @@ def parse_permission_query(
     *, client: Sequence[str], channels: Sequence[str], revoked: Sequence[str]
 ) -> PermissionClaim:
     """Read a permission callback from its (already percent-decoded) query values."""
-    client_ids = {value.strip() for value in client if value.strip()}
+    client_ids = {value.strip().strip("\"'").strip() for value in client if value.strip()}
     if not client_ids:
         raise CallbackQueryError("the link is missing the 'client' parameter")
     if len(client_ids) > 1:

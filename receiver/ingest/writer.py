@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from receiver.db.tables import Event, RejectedRequest
@@ -118,11 +119,24 @@ class EventWriter:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+            if self._rejections:
+                await self._flush_rejections()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         pending = [item for item in batch if not item.future.done()]
         try:
             results = await self._insert_events([item.row for item in pending])
+        except (DataError, IntegrityError) as exc:
+            # One odd row must not fail the others committed with it: retry them one by one.
+            log.warning("event batch rejected (%s): committing rows one by one", type(exc).__name__)
+            results = {}
+            for item in pending:
+                try:
+                    results.update(await self._insert_events([item.row]))
+                except Exception as single:  # noqa: BLE001 - this row only
+                    log.error("event not stored: %s", type(single).__name__)
+                    item.future.set_exception(StoreUnavailableError(type(single).__name__))
+            pending = [item for item in pending if not item.future.done()]
         except Exception as exc:  # noqa: BLE001 - any database failure means "not committed"
             log.warning("event batch of %d not committed: %s", len(pending), type(exc).__name__)
             error = StoreUnavailableError(type(exc).__name__)

@@ -53,6 +53,10 @@ class Relay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_sweep_at: datetime | None = None
+        # The first sweep after start-up takes every unprocessed event, even one handed over
+        # recently: the queue it went to may have died with the previous process. Job ids
+        # are deterministic, so what is still queued is not queued twice.
+        self._first_sweep = True
         self.queue_ok = True
 
     def events_committed(self, event_ids: Sequence[int]) -> None:
@@ -116,7 +120,7 @@ class Relay:
     async def sweep(self) -> int:
         """Re-enqueue due work that is not (or no longer) in the queue; return how much."""
         now = self._clock()
-        stale = now - self._requeue_after
+        stale = now if self._first_sweep else now - self._requeue_after
         async with self._engine.connect() as conn:
             event_ids = list(
                 (
@@ -170,6 +174,7 @@ class Relay:
             await conn.rollback()
         self.last_sweep_at = now
         if not event_ids and not delivery_ids and not reenrich_ids:
+            self._first_sweep = False
             return 0
         jobs = [JobRequest(PROCESS_EVENT, i) for i in event_ids]
         jobs += [JobRequest(DELIVER, i) for i in delivery_ids]
@@ -181,6 +186,7 @@ class Relay:
             log.warning("sweep: queue unavailable (%s), %d jobs wait", exc, len(jobs))
             return 0
         self.queue_ok = True
+        self._first_sweep = False
         if event_ids:
             await self._mark(Event, event_ids)
         if delivery_ids:

@@ -127,6 +127,7 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 def _text(value: object) -> str | None:
     if isinstance(value, str):
+        value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
         return value if value.strip() else None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # ids and numbers sometimes arrive as JSON numbers

@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 LAUNCHER = "tests.support.processes"
+# PYTHONASYNCIODEBUG: any non-empty value (even "0") turns asyncio's slow debug mode on.
+NOT_INHERITED = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")
 TEST_KNOBS = ("FAULT_EVENT_LEASE", "FAULT_SEND_LEASE", "FAULT_PROCESS_TIMEOUT")
 
 
@@ -47,7 +49,7 @@ def process_env(values: Mapping[str, Any]) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if name.upper() not in app_names and name not in TEST_KNOBS
+        if name.upper() not in app_names and name not in (*TEST_KNOBS, *NOT_INHERITED)
     }
     env.update(PYTHONUNBUFFERED="1", LOG_FORMAT="json", LOG_LEVEL="INFO")
     env.update({name: str(value) for name, value in values.items() if value is not None})
