@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -155,5 +154,3 @@ def sample(name: str) -> bytes:
         if path.exists():
             return path.read_bytes()
     raise FileNotFoundError(name)
-
-
