@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -25,27 +24,6 @@ from tests.support.app import RunningApp, running_app
 MakeSettings = Callable[..., Settings]
 
 
-@pytest.fixture(autouse=True)
-def _migrate_databases_outside_the_event_loop(request: pytest.FixtureRequest) -> None:
-    # Same work-around as tests/ingest/conftest.py: tests/conftest.py's async `database_url`
-    # builds the session-scoped databases inside the running loop, where their asyncio.run()
-    # fails. Building them first, in this sync fixture, keeps that out of the loop.
-    needs = set(request.fixturenames)
-    callspec = getattr(request.node, "callspec", None)
-    backend = callspec.params.get("database_url") if callspec else None
-    wanted = []
-    if backend == "sqlite" or "sqlite_url" in needs:
-        wanted.append("sqlite_template")
-    if backend == "postgresql":
-        wanted.append("postgres_database")
-    with warnings.catch_warnings():
-        # alembic >= 1.16 warns that alembic.ini has no `path_separator` (not ours to edit;
-        # reported); it is about sys.path splitting, which `prepend_sys_path = .` never needs.
-        warnings.filterwarnings("ignore", "No path_separator found", DeprecationWarning)
-        for name in wanted:
-            request.getfixturevalue(name)
-
-
 @pytest.fixture
 async def sink() -> AsyncIterator[Sink]:
     state = SinkState()
@@ -65,11 +43,10 @@ def rules(tmp_path: Path, sink: Sink) -> RulesFolder:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """SQLite only, for tests where the database is not the point."""
     path = tmp_path / "ops.db"
-    # Asked for by name so the autouse fixture above builds it first (see there).
-    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    shutil.copy(sqlite_template, path)
     return f"sqlite+aiosqlite:///{path}"
 
 
