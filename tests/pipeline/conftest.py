@@ -24,34 +24,6 @@ from tests.support.servers import REDIS_HOST, REDIS_PORT, require
 PIPELINE_REDIS_DB = 11
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # alembic >= 1.16 warns that alembic.ini has no `path_separator`; with warnings as
-    # errors that fails every migration. The fix belongs in alembic.ini (not ours).
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(
-                pytest.mark.filterwarnings(
-                    "ignore:No path_separator found in configuration:DeprecationWarning"
-                )
-            )
-
-
-@pytest.fixture(autouse=True)
-def _migrate_databases_outside_the_event_loop(request: pytest.FixtureRequest) -> None:
-    # The shared `database_url` fixture is async and migrates the session templates through
-    # getfixturevalue(), i.e. inside the running loop, where alembic's asyncio.run() fails.
-    # Building them here first, in a sync fixture, avoids that (as tests/ingest does).
-    if "database_url" not in request.fixturenames:
-        return
-    callspec = getattr(request.node, "callspec", None)
-    backend = callspec.params.get("database_url") if callspec else None
-    if backend == "sqlite":
-        request.getfixturevalue("sqlite_template")
-    elif backend == "postgresql":
-        request.getfixturevalue("postgres_database")
-
-
 @pytest.fixture
 async def hub() -> AsyncIterator[Hub]:
     state = default_state(PARTNER_ID)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -121,7 +122,7 @@ async def claims_app(
     pipeline_settings: MakeSettings,
     database_url: str,
     sink: Sink,
-    rules_dir: Callable[[str], object],
+    rules_dir: Callable[[str], Path],
 ) -> AsyncIterator[RunningApp]:
     folder = rules_dir(PERMISSION_RULES.format(ops=sink.json_url("/ops")))
     settings = pipeline_settings(database_url=database_url, rules_path=folder)
