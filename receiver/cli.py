@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from receiver.logs import configure_logging
@@ -224,6 +225,35 @@ def _dev(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.ops.commands import replay_command
+
+    return asyncio.run(
+        replay_command(
+            settings,
+            event_ids=args.ids,
+            since=args.since,
+            until=args.until,
+            channel=args.channel,
+            event_type=args.type,
+            dry_run=args.dry_run,
+            force=args.force,
+            as_json=args.json,
+        )
+    )
+
+
+def _retention(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.ops.commands import retention_command
+
+    return asyncio.run(retention_command(settings, days=args.days, as_json=args.json))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub-receiver",
@@ -311,6 +341,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-id", action="store_true", help="keep the sample's id (tests dedup)"
     )
     send_test.set_defaults(handler=_send_test)
+
+    replay = commands.add_parser(
+        "replay", help="re-run routing for stored events under the current rules"
+    )
+    replay.add_argument("ids", nargs="*", type=int, help="event ids")
+    replay.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-01T00:00:00Z")
+    replay.add_argument("--until", type=_timestamp)
+    replay.add_argument("--channel")
+    replay.add_argument("--type", help="event type")
+    replay.add_argument("--dry-run", action="store_true", help="show now-vs-then, send nothing")
+    replay.add_argument("--force", action="store_true", help="send every match once more")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_replay)
+
+    retention = commands.add_parser("retention", help="delete old raw bodies (records stay)")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    retention_run = retention_commands.add_parser(
+        "run", help="purge now (RETENTION_DAYS or --days)"
+    )
+    retention_run.add_argument("--days", type=int)
+    retention_run.add_argument("--json", action="store_true")
+    retention_run.set_defaults(handler=_retention)
 
     dev = commands.add_parser(
         "dev", help="the service plus a fake Partner API, HTTP sink and mailbox"

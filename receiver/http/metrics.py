@@ -7,8 +7,10 @@ sets (event type, outcome, target kind, state), never ids, URLs or secrets.
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from receiver.ops.gauges import refresh_gauges
 from receiver.services import Services
@@ -22,3 +24,10 @@ async def metrics_endpoint(request: Request) -> Response:
         media_type=CONTENT_TYPE_LATEST,
         headers={"Cache-Control": "no-store"},
     )
+
+
+def metrics_app(services: Services) -> Starlette:
+    """A tiny app serving only /metrics, for the worker's own port (WORKER_METRICS_PORT)."""
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])])
+    app.state.services = services
+    return app

@@ -159,8 +159,9 @@ async def _process(services: Services, event: Event) -> None:
             if is_permission_event(event)
             else None
         )
+        channel_id = await resolve_channel_id(session, event, update_)
         channel, client = await load_snapshots(
-            session, channel_id=event.channel_id, client_id=event.client_id
+            session, channel_id=channel_id, client_id=event.client_id
         )
         if verdict is not None:
             trusted, reason = verdict.claim == "confirmed", verdict.reason
@@ -244,6 +245,22 @@ async def apply_enrichment(
     return ChannelUpdate(channel=None, change=None)
 
 
+async def resolve_channel_id(session: Any, event: Event, update_: ChannelUpdate) -> str | None:
+    """The event's channel: named by it, or found through enrichment (e.g. by phone number).
+
+    A channel found by phone number is written back onto the event, so listings, the admin
+    API and later runs see it.
+    """
+    if event.channel_id is not None:
+        return event.channel_id
+    if update_.channel is None or event.event_type in CLIENT_EVENTS:
+        return None
+    await session.execute(
+        update(Event).where(Event.id == event.id).values(channel_id=update_.channel.id)
+    )
+    return update_.channel.id
+
+
 async def after_commit(
     services: Services, created: list[tuple[int, str, str]], *, change: ChannelUpdate
 ) -> None:
@@ -300,8 +317,9 @@ async def reenrich_event(ctx: JobContext, event_id: int) -> None:
         loaded = services.rules.loaded
         async with services.sessions.begin() as session:
             update_ = await apply_enrichment(session, event, enrichment, now=now)
+            channel_id = await resolve_channel_id(session, event, update_)
             channel, client = await load_snapshots(
-                session, channel_id=event.channel_id, client_id=event.client_id
+                session, channel_id=channel_id, client_id=event.client_id
             )
             created = await route(
                 session,

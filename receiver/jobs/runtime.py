@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.registry import JOB_FUNCTIONS
 from receiver.jobs.relay import Relay
 from receiver.metrics import Metrics
+from receiver.ops.retention import run_retention
 from receiver.services import Role, Services, base_services, load_rules_holder, partner_client
 from receiver.settings import Settings
 
@@ -44,6 +46,11 @@ async def open_runtime(
             requeue_after=settings.requeue_after,
         )
         services.relay.start()
+    retention = (
+        asyncio.create_task(_retention_loop(services), name="retention")
+        if settings.retention_days and role in ("web", "worker")
+        else None
+    )
     log.info(
         "runtime open",
         extra={"role": role, "queue": services.queue.name if services.queue else None},
@@ -51,6 +58,10 @@ async def open_runtime(
     try:
         yield services
     finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         if services.relay is not None:
             await services.relay.stop()
         if services.queue is not None:
@@ -58,3 +69,25 @@ async def open_runtime(
         if services.partner is not None:
             await services.partner.aclose()
         await services.engine.dispose()
+
+
+RETENTION_EVERY = 3600.0
+
+
+async def _retention_loop(services: Services) -> None:
+    """Purge old raw bodies hourly (RETENTION_DAYS); idempotent, safe in every process."""
+    days = services.settings.retention_days
+    assert days is not None
+    while True:
+        try:
+            result = await run_retention(services, older_than_days=days)
+            log.info(
+                "retention pass",
+                extra={
+                    "raw_bodies_purged": result.raw_bodies_purged,
+                    "rejected_deleted": result.rejected_deleted,
+                },
+            )
+        except Exception:  # retention must never take the process down
+            log.exception("retention pass failed; trying again in an hour")
+        await asyncio.sleep(RETENTION_EVERY)

@@ -15,6 +15,8 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
+from receiver.dev.loopback import serve_app
+from receiver.http.metrics import metrics_app
 from receiver.jobs.arq_queue import job_deserializer, job_serializer
 from receiver.jobs.queue import JobContext, JobFunction, RetryLater
 from receiver.jobs.registry import JOB_FUNCTIONS
@@ -60,11 +62,19 @@ def build_worker(
 
     async def startup(ctx: JobContext) -> None:
         runtime = open_runtime(settings, role="worker", metrics=metrics)
-        ctx["services"] = await runtime.__aenter__()
+        services = await runtime.__aenter__()
+        ctx["services"] = services
         runtimes.append(runtime)
+        if settings.worker_metrics_port:
+            # The worker's counters (deliveries, enrichment, jobs) live in this process.
+            server = serve_app(
+                metrics_app(services), host=settings.host, port=settings.worker_metrics_port
+            )
+            await server.__aenter__()
+            runtimes.append(server)
 
     async def shutdown(ctx: JobContext) -> None:
-        while runtimes:
+        while runtimes:  # the metrics server first, then the runtime
             await runtimes.pop().__aexit__(None, None, None)
 
     return Worker(

@@ -34,8 +34,8 @@ from receiver.messages.context import build_context
 from receiver.ops.retry import enqueue_deliveries
 from receiver.pipeline.route import (
     RoutingInput,
-    _delivery_row,  # the row normal routing writes; replay must write the very same shape
     claim_throttle,
+    delivery_row,  # the row normal routing writes; replay must write the very same shape
     is_permission_event,
     load_snapshots,
     subject_for,
@@ -396,7 +396,7 @@ async def _route_again(
         )
         for target in match.targets:
             action = "resend" if force else "exists" if target not in missing else "create"
-            row = _delivery_row(
+            row = delivery_row(
                 item,
                 match,
                 target,

@@ -130,7 +130,17 @@ async def route(
     subject = subject_for(item, now=now)
     matches = match_rules(rules, subject)
     created: list[tuple[int, str, str]] = []
+    existing: set[tuple[str, str]] = {
+        (rule, target)
+        for rule, target in await session.execute(
+            select(Delivery.rule_name, Delivery.target_name).where(
+                Delivery.event_id == item.event.id, Delivery.replay_round == replay_round
+            )
+        )
+    }
     for match in matches:
+        if all((match.rule, target) in existing for target in match.targets):
+            continue  # routed before (a re-run): nothing to add, and no throttle window to take
         throttled = False
         if match.throttle_seconds and match.throttle_key is not None:
             throttled = not await claim_throttle(
@@ -149,7 +159,7 @@ async def route(
             enriched=item.enriched,
         )
         for target in match.targets:
-            row = _delivery_row(
+            row = delivery_row(
                 item,
                 match,
                 target,
@@ -175,7 +185,7 @@ async def route(
     return created
 
 
-def _delivery_row(
+def delivery_row(
     item: RoutingInput,
     match: RuleMatch,
     target: str,

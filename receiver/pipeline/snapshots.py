@@ -94,7 +94,11 @@ async def store_channel(
     }
     for _ in range(MAX_CAS_ROUNDS):
         current = (
-            await session.execute(select(Channel).where(Channel.id == facts.id))
+            await session.execute(
+                select(Channel)
+                .where(Channel.id == facts.id)
+                .execution_options(populate_existing=True)  # never a stale cached row
+            )
         ).scalar_one_or_none()
         if current is None:
             inserted = await session.execute(
@@ -108,23 +112,30 @@ async def store_channel(
             first = ObservedChange(None, derived.status, derived.why)
             await _record_change(session, facts.id, first, event_id=event_id, now=now, version=1)
             return ChannelUpdate(channel=await _reload(session, facts.id), change=first)
-        # A payload snapshot never overwrites what the Partner API told us at the same stamp.
-        if not is_newer(current=current.snapshot_at, candidate=stamp) or (
-            current.enriched and not enriched and stamp <= current.snapshot_at
+        # The Partner API's answer always replaces a snapshot taken from a webhook payload
+        # (whose stamp may be our clock); otherwise an older snapshot never replaces a newer
+        # one, and a payload never replaces the API's answer of the same moment.
+        api_over_payload = enriched and not current.enriched
+        if not api_over_payload and (
+            not is_newer(current=current.snapshot_at, candidate=stamp)
+            or (current.enriched and not enriched and stamp <= current.snapshot_at)
         ):
             return ChannelUpdate(channel=current, change=None)
+        previous_status = current.status
         updated = await session.execute(
             update(Channel)
             .where(Channel.id == facts.id, Channel.version == current.version)
             .values(version=current.version + 1, **values)
             .returning(Channel.version)
+            # Keep `current` as read: its status is the "from" of the change below.
+            .execution_options(synchronize_session=False)
         )
         new_version = updated.scalar_one_or_none()
         if new_version is None:
             continue  # lost the compare-and-set: re-read and decide again
         change: ObservedChange | None = None
-        if status_changed(current.status, derived):
-            change = ObservedChange(current.status, derived.status, derived.why)
+        if status_changed(previous_status, derived):
+            change = ObservedChange(previous_status, derived.status, derived.why)
             await _record_change(
                 session, facts.id, change, event_id=event_id, now=now, version=new_version
             )
