@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import or_, update
 
-from receiver.db.tables import Event
+from receiver.db.tables import Delivery, Event
 from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.jobs.relay import DELIVER
@@ -35,6 +35,7 @@ from receiver.pipeline.enrich import (
     retry_delay,
 )
 from receiver.pipeline.route import (
+    CLIENT_TARGET,
     RoutingInput,
     is_permission_event,
     known_client,
@@ -342,6 +343,22 @@ async def reenrich_event(ctx: JobContext, event_id: int) -> None:
                 .where(Event.id == event.id)
                 .values(enrichment="enriched_late", enrichment_error=None, next_attempt_at=None)
             )
+            owner = channel.client_id if channel is not None else None
+            if owner is not None and not is_permission_event(event):
+                # A client message skipped only because nobody could confirm the owner then:
+                # the Partner API has now confirmed it, so the message goes out after all.
+                revived = await session.execute(
+                    update(Delivery)
+                    .where(
+                        Delivery.event_id == event.id,
+                        Delivery.target_name == CLIENT_TARGET,
+                        Delivery.state == "skipped",
+                        Delivery.client_id.is_(None),
+                    )
+                    .values(state="pending", client_id=owner, last_error=None, updated_at=now)
+                    .returning(Delivery.id, Delivery.target_kind)
+                )
+                created += [(row_id, "pending", kind) for row_id, kind in revived]
         services.metrics.enrichment.labels(outcome="enriched_late").inc()
         log.info("event enriched late", extra={"deliveries": len(created)})
         await after_commit(services, created, change=update_)

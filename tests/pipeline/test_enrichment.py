@@ -195,7 +195,7 @@ async def test_a_permission_callback_for_a_channel_the_partner_does_not_have_is_
 
 
 async def test_an_event_is_routed_unenriched_when_the_api_is_down_and_enriched_late_after(
-    pipeline_settings: MakeSettings, database_url: str, hub: Hub, sink: Sink
+    pipeline_settings: MakeSettings, database_url: str, hub: Hub, sink: Sink, mailbox: Mailbox
 ) -> None:
     settings = pipeline_settings(database_url=database_url, sweep_interval=1.0)
     hub.go_down()
@@ -236,3 +236,9 @@ async def test_an_event_is_routed_unenriched_when_the_api_is_down_and_enriched_l
         keys = [(d.rule_name, d.target_name) for d in rows]
         assert len(keys) == len(set(keys))
         assert sum(1 for r in sink.state.received if r.path == "/ops") == 1
+        # The client email waited for the owner to be confirmed (the webhook was unsigned),
+        # and goes out once the Partner API confirms it: exactly once, to the owner.
+        [email] = await mailbox.wait_for(1, timeout=10.0)
+        assert email.to == (ACME_EMAIL,)
+        client_rows = [d for d in rows if d.target_name == "client"]
+        assert len(client_rows) == 1
