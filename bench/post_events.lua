@@ -28,6 +28,7 @@ local channel_body = [[{"id":"%s-%d-%d","event":"%s","data":{"id":"B%05dCH","cli
   .. [["integration":{"enabled":true,"app_id":"2047%02d","state":"running"}}}]]
 
 local counter = 0
+local filled = 0 -- fresh bodies kept in `recent`, a ring filled without holes
 local recent = {}
 local headers = { ["Content-Type"] = "application/json" }
 local tag = "run"
@@ -57,11 +58,12 @@ end
 function request()
   counter = counter + 1
   local body
-  if counter > 20 and math.random() < 0.10 then
-    body = recent[math.random(#recent)]
+  if filled >= 20 and math.random() < 0.10 then
+    body = recent[math.random(math.min(filled, 200))]
   else
     body = fresh_body()
-    recent[(counter % 200) + 1] = body
+    filled = filled + 1
+    recent[((filled - 1) % 200) + 1] = body
   end
   return wrk.format("POST", "/webhooks/partner", headers, body)
 end
