@@ -49,6 +49,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import uvloop
+
     from receiver.jobs.worker import build_worker
 
     async def run() -> None:
@@ -58,7 +60,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await worker.close()
 
-    asyncio.run(run())
+    uvloop.run(run())
     return 0
 
 

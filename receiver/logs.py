@@ -15,9 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 _CONFIGURED_HANDLER: logging.Handler | None = None
+
+
+def _dumps(value: Any, **_options: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
 
 
 def configure_logging(
@@ -33,7 +38,7 @@ def configure_logging(
         structlog.stdlib.ExtraAdder(),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )

@@ -52,13 +52,20 @@ class Services:
         return self.queue
 
 
-def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.database_url)
+def open_database(
+    settings: Settings, *, runs_jobs: bool = False
+) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    # A process that runs jobs needs about a connection per concurrent job; capped so that
+    # several workers stay inside PostgreSQL's default 100 connections (jobs wait briefly).
+    pool_size = min(settings.worker_max_jobs, 20) + 5 if runs_jobs else 10
+    engine = create_engine(settings.database_url, pool_size=pool_size)
     return engine, create_sessionmaker(engine)
 
 
-def base_services(settings: Settings, *, metrics: Metrics | None = None) -> Services:
-    engine, sessions = open_database(settings)
+def base_services(
+    settings: Settings, *, metrics: Metrics | None = None, runs_jobs: bool = False
+) -> Services:
+    engine, sessions = open_database(settings, runs_jobs=runs_jobs)
     return Services(
         settings=settings, engine=engine, sessions=sessions, metrics=metrics or Metrics()
     )

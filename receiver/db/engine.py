@@ -15,17 +15,28 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
     """Create the async engine. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE`."""
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        # One connection: SQLite has one writer anyway, and waiting for the pool is an
+        # asyncio wait, where contention on the file lock is SQLite's busy handler sleeping
+        # in steps of up to 100 ms (the embedded default's p99). Code never nests sessions.
+        engine = create_async_engine(
+            database_url,
+            connect_args={"timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+        )
         _make_sqlite_safe(engine)
         return engine
     return create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=max(2, pool_size // 4),
+        # No pre-ping (a round trip per checkout on the hot path): a connection broken by a
+        # database restart fails its statement once, the pool is invalidated, and the
+        # caller's retry (503 to 360dialog, job retry) gets a fresh one.
         pool_recycle=1800,
         # A dead database must turn into a quick 503, not a request hanging for minutes.
         pool_timeout=5,

@@ -27,16 +27,20 @@ async def open_runtime(
     rules = load_rules_holder(
         settings
     )  # a bad rules file stops start-up here, before anything opens
-    services = base_services(settings, metrics=metrics)
+    runs_jobs = role == "worker" or (role == "web" and not settings.redis_url)
+    services = base_services(settings, metrics=metrics, runs_jobs=runs_jobs)
     services.rules_holder = rules
     services.partner = partner_client(settings, services.metrics)
     ctx = {"services": services}
     if settings.redis_url:
         services.queue = ArqQueue(settings.redis_url)
     elif role == "web":
-        services.queue = InProcessQueue(
-            JOB_FUNCTIONS, ctx=ctx, concurrency=settings.worker_max_jobs
+        # On SQLite every job competes with the webhook writer for the one write lock:
+        # two at a time keep the acknowledgement path fast (bench/RESULTS.md).
+        concurrency = (
+            min(settings.worker_max_jobs, 2) if settings.is_sqlite else settings.worker_max_jobs
         )
+        services.queue = InProcessQueue(JOB_FUNCTIONS, ctx=ctx, concurrency=concurrency)
     if services.queue is not None and role in ("web", "worker"):
         services.relay = Relay(
             engine=services.engine,

@@ -47,7 +47,9 @@ def next_retry(
     return now + timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
-async def claim_delivery(services: Services, delivery_id: int) -> Delivery | None:
+async def claim_delivery(
+    services: Services, delivery_id: int
+) -> tuple[Delivery, Event | None] | None:
     now = services.clock()
     async with services.sessions.begin() as session:
         result = await session.execute(
@@ -65,7 +67,10 @@ async def claim_delivery(services: Services, delivery_id: int) -> Delivery | Non
             .values(state="sending", claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
             .returning(Delivery)
         )
-        return result.scalar_one_or_none()
+        row = result.scalar_one_or_none()
+        if row is None:
+            return None
+        return row, await session.get(Event, row.event_id)
 
 
 async def resolve_url(
@@ -102,12 +107,11 @@ async def resolve_url(
 
 async def deliver(ctx: JobContext, delivery_id: int) -> None:
     services: Services = ctx["services"]
-    row = await claim_delivery(services, delivery_id)
-    if row is None:
+    claimed = await claim_delivery(services, delivery_id)
+    if claimed is None:
         services.metrics.jobs.labels(function="deliver", outcome="skipped").inc()
         return
-    async with services.sessions() as session:
-        event = await session.get(Event, row.event_id)
+    row, event = claimed
     if event is None:  # the event was deleted under us (retention never deletes unsent ones)
         return
     with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
