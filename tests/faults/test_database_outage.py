@@ -18,6 +18,7 @@ import pytest
 from tests.faults.harness import LoadReport, dedup_key, fault_stack, record_figures, steady_load
 
 OUTAGE_SECONDS = float(os.environ.get("FAULT_DB_OUTAGE_SECONDS", "6"))
+CATCH_UP_SECONDS = float(os.environ.get("FAULT_CATCH_UP_SECONDS", "60"))
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -26,7 +27,8 @@ async def test_database_outage_answers_503_and_recovers_without_loss_or_duplicat
     tmp_path: Path,
 ) -> None:
     async with fault_stack(tmp_path) as stack:
-        stack.sinks["ops"].state.hang(0.05)
+        # Slow enough that deliveries are in flight when the database goes away.
+        stack.sinks["ops"].state.hang(0.2)
         web = await stack.add_web()
         worker = await stack.add_worker()
         before, during, after = LoadReport(), LoadReport(), LoadReport()
@@ -53,8 +55,15 @@ async def test_database_outage_answers_503_and_recovers_without_loss_or_duplicat
         missing = sorted(key for key in acked if dedup_key(key) not in events)
         assert not missing, f"{len(missing)} acknowledged events are not stored: {missing[:10]}"
 
-        await stack.wait_processed(events, timeout=60, what="every event processed")
-        await stack.wait_deliveries_settled(timeout=60, what="every delivery sent")
+        failure: AssertionError | None = None
+        started = asyncio.get_running_loop().time()
+        try:
+            await stack.wait_processed(events, timeout=CATCH_UP_SECONDS, what="all processed")
+            await stack.wait_deliveries_settled(timeout=CATCH_UP_SECONDS, what="all delivered")
+            caught_up = f"{asyncio.get_running_loop().time() - started:.1f}s"
+        except AssertionError as exc:
+            failure = exc
+            caught_up = f"NOT within {CATCH_UP_SECONDS:.0f}s"
         events = await stack.events()
         receipts = stack.sinks["ops"].ok_receipts()
         event_ids = {row["id"] for row in events.values()}
@@ -73,7 +82,12 @@ async def test_database_outage_answers_503_and_recovers_without_loss_or_duplicat
             duplicates=sum(n - 1 for n in twice.values()),
             web_alive=web.alive,
             worker_alive=worker.alive,
+            caught_up_after_db_returned=caught_up,
+            event_states=dict(await stack.state_counts("events")),
+            delivery_states=dict(await stack.state_counts("deliveries")),
         )
+        if failure is not None:
+            raise failure
         assert tally_during.get("503", 0) > 0, f"no 503 while the database was down: {tally_during}"
         unexpected = {k: v for k, v in tally_during.items() if k not in ("200", "503")}
         assert not unexpected, f"answers other than 200/503 during the outage: {tally_during}"

@@ -100,4 +100,3 @@ async def test_events_are_routed_unenriched_when_the_partner_api_fails(tmp_path:
         assert set(counts) == {"processed"}, counts
         assert len(receipts) == PER_PHASE * len(PHASES)
         assert set(receipts.values()) == {1}
-

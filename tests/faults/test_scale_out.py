@@ -55,7 +55,7 @@ async def test_two_webs_and_two_workers_notify_each_unique_event_exactly_once(
 
         receipts = stack.sinks["ops"].ok_receipts()
         twice = {event_id: n for event_id, n in receipts.items() if n > 1}
-        answers = [answer for answer in report.acked_bodies.values()]
+        answers = list(report.acked_bodies.values())
         deliveries = await stack.deliveries()
         record_figures(
             "scale_out",
@@ -65,9 +65,7 @@ async def test_two_webs_and_two_workers_notify_each_unique_event_exactly_once(
             duplicates_posted=DUPLICATES,
             posts=report.sent,
             acknowledged=sum(int(v) for k, v in tally.items() if k == "200"),
-            answered_duplicate=sum(
-                1 for results in report.outcomes.values() if len(results) > 1
-            ),
+            answered_duplicate=sum(1 for results in report.outcomes.values() if len(results) > 1),
             stored=len(events),
             deliveries=len(deliveries),
             delivered=len(receipts),

@@ -93,9 +93,7 @@ async def test_failing_targets_are_retried_on_schedule_and_never_block_the_other
         flaky_ok = sinks["flaky"].ok_receipts()
         fast_ok = sinks["fast"].ok_receipts()
         mails = mailbox.messages
-        flaky_attempts = [
-            int(str(d["attempts"])) for d in by_target["flaky"]
-        ]
+        flaky_attempts = [int(str(d["attempts"])) for d in by_target["flaky"]]
         record_figures(
             "targets_failing",
             events=EVENTS,

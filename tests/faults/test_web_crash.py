@@ -71,9 +71,7 @@ async def test_every_acknowledged_event_survives_kill_9_of_the_web_process(
             outcomes=dict(tally),
             acknowledged=len(acked),
             stored=len(events),
-            stored_not_acknowledged=len(stored) - len(
-                {dedup_key(key) for key in acked} & stored
-            ),
+            stored_not_acknowledged=len(stored) - len({dedup_key(key) for key in acked} & stored),
             processed=sum(1 for row in events.values() if row["state"] == "processed"),
             delivered=len(receipts),
             duplicates=sum(n - 1 for n in twice.values()),

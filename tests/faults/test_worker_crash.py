@@ -4,7 +4,10 @@
    and another started. Every delivery must end sent (none lost), and only deliveries that
    were `sending` at the moment of the kill may have reached the target twice (the accepted
    crash window between the send and its mark), so never more than the worker's max_jobs.
-2. Two workers side by side in normal operation: no notification twice, none missing.
+2. Two workers side by side in normal operation: no notification twice, none missing,
+   even though the test also hands every delivery job to the queue twice more under other
+   job ids, as an at-least-once queue may (arq re-running a job, a sweep re-enqueueing):
+   the claim on the delivery row, not the queue, must stop the second send.
 
 The worker runs with shortened claim leases and job timeout (FAULT_* knobs, see
 tests/support/processes.py): with the production values (2 min event lease, 5 min send
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from receiver.jobs.arq_queue import ArqQueue
+from receiver.jobs.queue import JobRequest
 from tests.faults.harness import (
     LoadReport,
     Stack,
@@ -38,6 +44,17 @@ SHORT_LEASES = {
     "FAULT_SEND_LEASE": "10",
     "FAULT_PROCESS_TIMEOUT": "10",
 }
+
+
+@dataclass(frozen=True)
+class ExtraCopy(JobRequest):
+    """The same job under another id: what an at-least-once queue may hand a worker."""
+
+    copy: str = "a"
+
+    @property
+    def job_id(self) -> str:
+        return f"fault-copy-{self.copy}:{self.function}:{self.arg}"
 
 
 async def post_burst(stack: Stack, count: int) -> LoadReport:
@@ -61,9 +78,7 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_resends_only_in_fligh
         await post_burst(stack, burst)
         await sink.state.wait_for(20, timeout=60)
         await first.kill()
-        in_flight = await stack.query(
-            "SELECT id, event_id FROM deliveries WHERE state = 'sending'"
-        )
+        in_flight = await stack.query("SELECT id, event_id FROM deliveries WHERE state = 'sending'")
         received_at_kill = len(sink.state.received)
         await stack.add_worker()
         await stack.wait_processed(
@@ -104,17 +119,34 @@ async def test_two_workers_side_by_side_never_send_twice(tmp_path: Path) -> None
         await stack.add_web()
         await asyncio.gather(stack.add_worker(), stack.add_worker())
         burst = 300
-        await post_burst(stack, burst)
+        queue = ArqQueue(stack.redis.url)
+        copied: set[int] = set()
+
+        async def copy_deliveries() -> None:
+            while len(copied) < burst:
+                rows = await stack.query("SELECT id FROM deliveries")
+                new = [row["id"] for row in rows if row["id"] not in copied]
+                jobs = [ExtraCopy("deliver", i, copy=c) for i in new for c in ("a", "b")]
+                await queue.enqueue_many(jobs)
+                copied.update(new)
+                await asyncio.sleep(0.05)
+
+        copier = asyncio.create_task(copy_deliveries())
+        try:
+            await post_burst(stack, burst)
+            await asyncio.wait_for(copier, 120)
+        finally:
+            copier.cancel()
+            await queue.close()
         await stack.wait_processed(await stack.events(), timeout=90, what="all processed")
         await stack.wait_deliveries_settled(timeout=90, what="all delivered")
         receipts = sink.ok_receipts()
         twice = {event_id: n for event_id, n in receipts.items() if n > 1}
-        per_worker = [
-            worker.log_text().count('"delivery sent"') for worker in stack.workers
-        ]
+        per_worker = [worker.log_text().count('"delivery sent"') for worker in stack.workers]
         record_figures(
             "two_workers",
             events=burst,
+            extra_job_copies=2 * len(copied),
             delivered=len(receipts),
             duplicates=sum(n - 1 for n in twice.values()),
             sent_per_worker=per_worker,

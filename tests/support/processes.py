@@ -121,7 +121,9 @@ class ServiceProcess:
             return
         self._close_log()
         self._log = self.log_path.open("ab")
-        self._log.write(f"\n===== start #{self.starts + 1} of {self.name} at {time.time():.3f}\n".encode())
+        self._log.write(
+            f"\n===== start #{self.starts + 1} of {self.name} at {time.time():.3f}\n".encode()
+        )
         self._log.flush()
         self._process = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once
             self._argv(),
@@ -130,6 +132,9 @@ class ServiceProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own session: a signal meant for the test run's process group (a Ctrl-C, a
+            # CI runner's cleanup) does not reach it; the test decides when it stops.
+            start_new_session=True,
         )
         self.starts += 1
         if wait:
@@ -149,7 +154,9 @@ class ServiceProcess:
                 elif "Starting worker for" in self.log_tail(20_000):
                     return
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} did not start in {timeout}s:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"{self.name} did not start in {timeout}s:\n{self.log_tail()}"
+                    )
                 await asyncio.sleep(0.1)
 
     async def kill(self) -> None:
