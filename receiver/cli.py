@@ -51,16 +51,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
-    from receiver.jobs.worker import build_worker
+    from receiver.jobs.worker import run_worker
 
-    async def run() -> None:
-        worker = build_worker(settings, burst=args.burst)
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
-
-    uvloop.run(run())
+    uvloop.run(run_worker(settings, burst=args.burst))
     return 0
 
 

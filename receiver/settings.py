@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     delivery_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0]
     )
-    delivery_timeout: Annotated[float, NoDecode] = 30.0
+    # At most 60 s: a send must end well inside its claim lease (pipeline/deliver.py).
+    delivery_timeout: Annotated[float, NoDecode] = Field(30.0, gt=0, le=60)
     worker_max_jobs: int = Field(50, ge=1)
     worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     retention_days: int | None = Field(None, ge=1)

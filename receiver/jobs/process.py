@@ -27,7 +27,7 @@ from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.jobs.relay import DELIVER
 from receiver.logs import bind_event
-from receiver.pipeline.deliver import deliver
+from receiver.pipeline.deliver import DATABASE_ERRORS, DB_RETRY, deliver
 from receiver.pipeline.enrich import (
     Enrichment,
     EnrichmentUnavailableError,
@@ -55,50 +55,87 @@ REENRICH_WINDOW = timedelta(hours=24)
 REENRICH_EVERY = timedelta(minutes=5)
 
 
+def _held_leases(services: Services) -> dict[int, datetime]:
+    """Leases this process holds: a retry here may take its own lease back at once."""
+    found = services.extras.setdefault("event_leases", {})
+    assert isinstance(found, dict)
+    return found
+
+
 async def claim_event(services: Services, event_id: int) -> Event | None:
     """Take the lease on an unprocessed event; None when it is done or held by another run."""
     now = services.clock()
+    mine = _held_leases(services).get(event_id)
+    free = or_(Event.lease_until.is_(None), Event.lease_until < now)
+    if mine is not None:  # a retry after this process could not release its own lease
+        free = or_(free, Event.lease_until == mine)
+    lease_until = now + LEASE
     async with services.sessions.begin() as session:
         result = await session.execute(
             update(Event)
-            .where(
-                Event.id == event_id,
-                Event.state == "received",
-                or_(Event.lease_until.is_(None), Event.lease_until < now),
-            )
-            .values(lease_until=now + LEASE, attempts=Event.attempts + 1)
+            .where(Event.id == event_id, Event.state == "received", free)
+            .values(lease_until=lease_until, attempts=Event.attempts + 1)
             .returning(Event)
         )
-        return result.scalar_one_or_none()
+        event = result.scalar_one_or_none()
+    if event is not None:
+        _held_leases(services)[event_id] = lease_until
+    return event
+
+
+async def release_event(services: Services, event: Event, **values: Any) -> None:
+    """Give the lease back (with `values`); if the database is down, the lease stays ours."""
+    try:
+        async with services.sessions.begin() as session:
+            await session.execute(
+                update(Event).where(Event.id == event.id).values(lease_until=None, **values)
+            )
+    except DATABASE_ERRORS as exc:
+        log.warning("could not release event %d (%s)", event.id, type(exc).__name__)
+        return
+    _held_leases(services).pop(event.id, None)
 
 
 async def process_event(ctx: JobContext, event_id: int) -> None:
     services: Services = ctx["services"]
-    event = await claim_event(services, event_id)
+    try:
+        event = await claim_event(services, event_id)
+    except DATABASE_ERRORS as exc:
+        log.warning(
+            "cannot claim event %d: database unavailable (%s)", event_id, type(exc).__name__
+        )
+        raise RetryLater(DB_RETRY) from exc
     if event is None:
         services.metrics.jobs.labels(function="process_event", outcome="skipped").inc()
         return
     with bind_event(correlation_id=event.correlation_id, event_id=event.id):
         try:
             await _process(services, event)
+            _held_leases(services).pop(event.id, None)
         except RetryLater:
             services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
             raise
+        except asyncio.CancelledError:
+            # Shutdown or a lost queue connection: let the next run start at once, not after
+            # the lease. Nothing was committed (the work is one transaction).
+            await asyncio.shield(release_event(services, event))
+            raise
+        except DATABASE_ERRORS as exc:
+            log.warning("database unavailable while processing (%s); retrying", type(exc).__name__)
+            await release_event(services, event)
+            services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
+            raise RetryLater(max(DB_RETRY, retry_delay(event.attempts))) from exc
         except Exception as exc:
             failed = event.attempts >= MAX_ATTEMPTS
             log.exception(
                 "processing failed (attempt %d)%s", event.attempts, ", giving up" if failed else ""
             )
-            async with services.sessions.begin() as session:
-                await session.execute(
-                    update(Event)
-                    .where(Event.id == event.id)
-                    .values(
-                        lease_until=None,
-                        state="failed" if failed else "received",
-                        last_error=f"{type(exc).__name__}: {exc}"[:1000],
-                    )
-                )
+            await release_event(
+                services,
+                event,
+                state="failed" if failed else "received",
+                last_error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
             services.metrics.jobs.labels(function="process_event", outcome="error").inc()
             if not failed:
                 raise RetryLater(retry_delay(event.attempts)) from exc

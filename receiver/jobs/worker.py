@@ -8,6 +8,7 @@ enqueued again at once, e.g. for a delivery's next attempt.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -95,3 +96,21 @@ def build_worker(
         poll_delay=0.01,
         allow_abort_jobs=False,
     )
+
+
+async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Run the worker until it stops; then let running jobs finish before the loop closes.
+
+    arq ends its main loop when it loses Redis; whatever jobs are still running would then
+    be cancelled by the loop's shutdown, possibly between a send and its record. Waiting
+    for them here (bounded) keeps that from turning into a second send.
+    """
+    worker = build_worker(settings, burst=burst)
+    try:
+        await worker.async_run()
+    finally:
+        running = [task for task in worker.tasks.values() if not task.done()]
+        if running:
+            log.info("waiting for %d running jobs before stopping", len(running))
+            await asyncio.wait(running, timeout=settings.delivery_timeout + 20)
+        await worker.close()

@@ -9,12 +9,15 @@ catches a send's failure and writes it onto the row (attempts, last error, next 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from receiver import delivery as transport
 from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event
@@ -25,8 +28,13 @@ from receiver.services import Services
 log = logging.getLogger("receiver.deliver")
 
 CLIENT_TARGET = "client"
-# Longer than any single send (DELIVERY_TIMEOUT is capped well below it at start-up).
-SEND_LEASE = timedelta(minutes=5)
+# Longer than any single send (DELIVERY_TIMEOUT is at most 60 s, settings.py): a `sending`
+# row older than this belongs to a worker that died mid-send, and is claimed again.
+SEND_LEASE = timedelta(seconds=90)
+DB_RETRY = 2.0  # seconds before a job retries after the database failed under it
+# What a database failure looks like from here: SQLAlchemy's errors, or the driver's own
+# connection errors when the server is gone.
+DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,46 @@ async def resolve_url(
         return None, f"cannot email the client: {exc}"
 
 
+def _unrecorded(services: Services) -> dict[int, tuple[Delivery, Outcome]]:
+    """Outcomes this process could not write (database down): written on the job's retry."""
+    found = services.extras.setdefault("unrecorded_deliveries", {})
+    assert isinstance(found, dict)
+    return found
+
+
 async def deliver(ctx: JobContext, delivery_id: int) -> None:
+    """Claim, send and record one delivery as a unit that a cancellation cannot split.
+
+    A worker stopping (SIGTERM, or losing Redis) cancels its jobs. Cancelled between the
+    send and the record, a message that went out would be sent again; so the unit is
+    shielded and finished first (bounded by DELIVERY_TIMEOUT), then the job stops.
+    """
     services: Services = ctx["services"]
-    claimed = await claim_delivery(services, delivery_id)
+    unit = asyncio.ensure_future(_deliver(services, delivery_id))
+    try:
+        await asyncio.shield(unit)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            async with asyncio.timeout(services.settings.delivery_timeout + 15):
+                await asyncio.shield(unit)
+        raise
+
+
+async def _deliver(services: Services, delivery_id: int) -> None:
+    pending = _unrecorded(services).get(delivery_id)
+    if pending is not None:
+        # Sent (or tried) earlier by this process; only the record is missing. Never resend.
+        row, outcome = pending
+        await _record_or_keep(services, row, outcome)
+        _retry_if_due(services, outcome)
+        return
+    try:
+        claimed = await claim_delivery(services, delivery_id)
+    except DATABASE_ERRORS as exc:
+        log.warning(
+            "cannot claim delivery %d: database unavailable (%s)", delivery_id, type(exc).__name__
+        )
+        raise RetryLater(DB_RETRY) from exc
     if claimed is None:
         services.metrics.jobs.labels(function="deliver", outcome="skipped").inc()
         return
@@ -116,7 +161,7 @@ async def deliver(ctx: JobContext, delivery_id: int) -> None:
         return
     with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
         outcome = await _attempt(services, row, event)
-        await _record(services, row, outcome)
+        await _record_or_keep(services, row, outcome)
         kind = row.target_kind
         if outcome.state == "sent":
             services.metrics.delivery_latency.labels(target_kind=kind).observe(
@@ -137,8 +182,27 @@ async def deliver(ctx: JobContext, delivery_id: int) -> None:
             log.info("delivery skipped: %s", outcome.error, extra=fields)
         else:
             log.warning("delivery %s: %s", outcome.state, outcome.error, extra=fields)
+    _retry_if_due(services, outcome)
+
+
+def _retry_if_due(services: Services, outcome: Outcome) -> None:
     if outcome.state == "failed" and outcome.next_attempt_at is not None:
         raise RetryLater(max(0.0, (outcome.next_attempt_at - services.clock()).total_seconds()))
+
+
+async def _record_or_keep(services: Services, row: Delivery, outcome: Outcome) -> None:
+    """Write the outcome; if the database is down, keep it and retry the job shortly."""
+    try:
+        await _record(services, row, outcome)
+    except DATABASE_ERRORS as exc:
+        _unrecorded(services)[row.id] = (row, outcome)
+        log.warning(
+            "delivery %s but its outcome cannot be written yet (%s); retrying",
+            outcome.state,
+            type(exc).__name__,
+        )
+        raise RetryLater(DB_RETRY) from exc
+    _unrecorded(services).pop(row.id, None)
 
 
 async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
