@@ -318,22 +318,24 @@ async def after_commit(
     # claims its row like any `deliver` job. Retries and failures go to the queue, and the
     # sweep is the backstop if this process dies mid-send (the claim's lease expires).
     ctx: JobContext = {"services": services}
-    outcomes = await asyncio.gather(*(deliver(ctx, i) for i in pending), return_exceptions=True)
-    later: list[JobRequest] = []
-    for delivery_id, outcome in zip(pending, outcomes, strict=True):
-        if isinstance(outcome, RetryLater):
-            later.append(JobRequest(DELIVER, delivery_id, defer=outcome.defer))
-        elif isinstance(outcome, asyncio.CancelledError):
-            raise outcome
-        elif isinstance(outcome, BaseException):
-            log.error("first delivery attempt failed: %s", type(outcome).__name__, exc_info=outcome)
-            later.append(JobRequest(DELIVER, delivery_id, defer=1.0))
-    if not later:
-        return
+    await asyncio.gather(*(_first_attempt(services, ctx, i) for i in pending))
+
+
+async def _first_attempt(services: Services, ctx: JobContext, delivery_id: int) -> None:
+    # Each delivery hands its own retry to the queue as soon as it fails, so a target that
+    # hangs does not delay another target's retry schedule.
     try:
-        await services.require_queue().enqueue_many(later)
+        await deliver(ctx, delivery_id)
+        return
+    except RetryLater as retry:
+        job = JobRequest(DELIVER, delivery_id, defer=retry.defer)
+    except Exception as exc:  # the job will run it; the sweep is the backstop
+        log.error("first delivery attempt failed: %s", type(exc).__name__, exc_info=exc)
+        job = JobRequest(DELIVER, delivery_id, defer=1.0)
+    try:
+        await services.require_queue().enqueue_many([job])
     except QueueUnavailableError:
-        log.warning("queue unavailable: %d deliveries left for the sweep", len(later))
+        log.warning("queue unavailable: delivery %d left for the sweep", delivery_id)
 
 
 async def reenrich_event(ctx: JobContext, event_id: int) -> None:
