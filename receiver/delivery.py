@@ -34,7 +34,37 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
     import apprise.utils.pgp
 
-__all__ = ["SendResult", "client_email_url", "mask", "send", "validate_target"]
+
+def configure_concurrency(max_sends: int) -> None:
+    """Let up to `max_sends` notifications be in flight at once in this process.
+
+    Apprise 2 runs blocking sends on two module-level thread pools sized by
+    ThreadPoolExecutor's default (cpu count + 4: six threads on a 2-core machine), which
+    capped a worker at ~45 deliveries/s whatever WORKER_MAX_JOBS said (bench/RESULTS.md).
+    Apprise exposes no setting for them, so they are set here, once, at start-up.
+    """
+    import concurrent.futures  # noqa: PLC0415 - only needed here
+
+    from apprise import apprise as apprise_module  # noqa: PLC0415
+
+    with apprise_module._shared_executor_lock:
+        apprise_module._shared_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_sends, thread_name_prefix="apprise-send"
+        )
+    with apprise_module._coordinator_executor_lock:
+        apprise_module._coordinator_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_sends, thread_name_prefix="apprise-batch"
+        )
+
+
+__all__ = [
+    "SendResult",
+    "client_email_url",
+    "configure_concurrency",
+    "mask",
+    "send",
+    "validate_target",
+]
 
 _MASK = "****"
 

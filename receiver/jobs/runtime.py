@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from receiver import delivery
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.registry import JOB_FUNCTIONS
@@ -28,6 +29,9 @@ async def open_runtime(
         settings
     )  # a bad rules file stops start-up here, before anything opens
     runs_jobs = role == "worker" or (role == "web" and not settings.redis_url)
+    if runs_jobs:
+        # A delivery job waits on its send: let every job slot have a sending thread.
+        delivery.configure_concurrency(settings.worker_max_jobs)
     services = base_services(settings, metrics=metrics, runs_jobs=runs_jobs)
     services.rules_holder = rules
     services.partner = partner_client(settings, services.metrics)
