@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs; pyproject is not ours to edit
+import asyncpg
 from redis.asyncio import Redis
 
 from bench.processes import ROOT

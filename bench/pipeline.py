@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # no stubs; pyproject is not ours to edit
+import asyncpg
 import httpx
 
 from bench import databases, processes

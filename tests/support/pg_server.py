@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 
 from receiver.dev.loopback import free_port
