@@ -51,7 +51,7 @@ def naive_app() -> Starlette:
         document: Any = orjson.loads(body)
         parsed = parse_event(document)
         row = {
-            "dedup_key": webhook_dedup_key(document, parsed),
+            "dedup_key": webhook_dedup_key(document, parsed, body),
             "correlation_id": secrets.token_hex(8),
             "source": "webhook",
             "event_type": parsed.event_type[:100],

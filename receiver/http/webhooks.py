@@ -140,7 +140,7 @@ async def _handle(request: Request, services: Services) -> Response:
     }
     headers["signature_present"] = SIGNATURE_HEADER in request.headers
     row: dict[str, Any] = {
-        "dedup_key": webhook_dedup_key(document, parsed),
+        "dedup_key": webhook_dedup_key(document, parsed, body),
         "correlation_id": correlation_id,
         "source": "webhook",
         "event_type": parsed.event_type[:100],

@@ -122,7 +122,7 @@ def parse_event(body: Mapping[str, Any]) -> ParsedEvent:
     )
 
 
-def webhook_dedup_key(body: Mapping[str, Any], parsed: ParsedEvent) -> str:
+def webhook_dedup_key(body: Mapping[str, Any], parsed: ParsedEvent, raw: bytes) -> str:
     """The key two deliveries of the same event share.
 
     360dialog does not document an event id. When the body carries a top-level `id` we trust
@@ -132,5 +132,9 @@ def webhook_dedup_key(body: Mapping[str, Any], parsed: ParsedEvent) -> str:
     """
     if parsed.delivery_id is not None:
         return f"wh:id:{parsed.event_type}:{parsed.delivery_id}"[:200]
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # Deeper than orjson writes (254 levels; it reads 1024): key on the bytes as sent.
+        return "wh:raw:" + hashlib.sha256(raw).hexdigest()
     return "wh:body:" + hashlib.sha256(canonical).hexdigest()

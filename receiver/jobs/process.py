@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import or_, update
 
+from receiver.db.errors import database_unavailable
 from receiver.db.tables import Delivery, Event
 from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
@@ -120,12 +121,15 @@ async def process_event(ctx: JobContext, event_id: int) -> None:
             # the lease. Nothing was committed (the work is one transaction).
             await asyncio.shield(release_event(services, event))
             raise
-        except DATABASE_ERRORS as exc:
-            log.warning("database unavailable while processing (%s); retrying", type(exc).__name__)
-            await release_event(services, event)
-            services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
-            raise RetryLater(max(DB_RETRY, retry_delay(event.attempts))) from exc
         except Exception as exc:
+            if database_unavailable(exc):
+                log.warning(
+                    "database unavailable while processing (%s); retrying", type(exc).__name__
+                )
+                await release_event(services, event)
+                services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
+                raise RetryLater(max(DB_RETRY, retry_delay(event.attempts))) from exc
+            # Anything else (a refused value included) counts against the attempt cap.
             failed = event.attempts >= MAX_ATTEMPTS
             log.exception(
                 "processing failed (attempt %d)%s", event.attempts, ", giving up" if failed else ""
@@ -182,10 +186,10 @@ def payload_data(event: Event) -> dict[str, Any] | None:
         body = orjson.loads(event.raw_body)
     except orjson.JSONDecodeError:
         return None
+    # Only a `data` object is a channel (or client) object: at the top level, `id` is the
+    # delivery's own id, not a channel's.
     data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, dict):
-        return data
-    return body if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else None
 
 
 async def _process(services: Services, event: Event) -> None:

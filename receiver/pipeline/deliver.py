@@ -32,8 +32,8 @@ CLIENT_TARGET = "client"
 # row older than this belongs to a worker that died mid-send, and is claimed again.
 SEND_LEASE = timedelta(seconds=90)
 DB_RETRY = 2.0  # seconds before a job retries after the database failed under it
-# What a database failure looks like from here: SQLAlchemy's errors, or the driver's own
-# connection errors when the server is gone.
+# What a database failure looks like around a claim or a record (statements that cannot be
+# refused for their data): SQLAlchemy's errors, or the driver's own connection errors.
 DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 

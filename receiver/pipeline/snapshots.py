@@ -23,6 +23,22 @@ from receiver.partner.facts import channel_facts, client_facts
 from receiver.status import derive_status, is_newer, status_changed
 
 MAX_CAS_ROUNDS = 5
+ID_SIZE = 64  # the id columns
+
+
+def storable(value: Any) -> Any:
+    """A JSON value PostgreSQL can store: NUL removed from every string and key."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(key).replace("\x00", ""): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
+def _fits(value: str | None) -> str | None:
+    return value if value is None or len(value) <= ID_SIZE else None
 
 
 @dataclass(frozen=True)
@@ -46,9 +62,10 @@ async def store_client(
     session: AsyncSession, raw: dict[str, Any], *, now: datetime, source: str
 ) -> Client | None:
     """Upsert a client snapshot; a payload-sourced snapshot never replaces an API one."""
+    raw = storable(raw)
     facts = client_facts(raw)
-    if facts.id is None:
-        return None
+    if facts.id is None or len(facts.id) > ID_SIZE:
+        return None  # not a client id we could ever have been sent for real
     values = {
         "name": facts.name,
         "organisation": facts.organisation,
@@ -77,14 +94,15 @@ async def store_channel(
     enriched: bool,
 ) -> ChannelUpdate:
     """Apply a channel snapshot; record a status change when the derived status moved."""
+    raw = storable(raw)
     facts = channel_facts(raw)
-    if facts.id is None:
+    if facts.id is None or len(facts.id) > ID_SIZE:
         return ChannelUpdate(channel=None, change=None)
     derived = derive_status(facts)
     stamp = facts.modified_at or now
     values = {
-        "client_id": facts.client_id,
-        "phone_number": facts.phone_number,
+        "client_id": _fits(facts.client_id),
+        "phone_number": _fits(facts.phone_number),
         "status": derived.status,
         "status_why": derived.why,
         "snapshot": raw,

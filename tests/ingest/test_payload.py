@@ -22,7 +22,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 def key_of(body: dict[str, Any]) -> str:
-    return webhook_dedup_key(body, parse_event(body))
+    return webhook_dedup_key(body, parse_event(body), json.dumps(body).encode())
 
 
 @pytest.mark.parametrize(
