@@ -1,31 +1,15 @@
-"""The partner webhook event types we know about (a floor: new ones appear unannounced)."""
+"""The names rules may match on, from their single sources (warnings for anything else).
+
+Event types: the webhook events we know (a floor: new ones appear unannounced) plus the
+permission-callback events. Statuses: the derived channel statuses of `receiver.status`,
+which is what `status: {from, to}` compares.
+"""
 
 from __future__ import annotations
 
-KNOWN_EVENTS: tuple[str, ...] = (
-    "client_created",
-    "channel_created",
-    "channel_submitted",
-    "channel_ready",
-    "channel_running",
-    "channel_live",
-    "account_violation",
-    "account_restriction",
-    "cancellation_request",
-    "cancellation_revoke",
-    "cancellation_processed",
-    "template_messaging_enabled",
-    "template_messaging_disabled",
-    # The exact string is unknown (360dialog.md §1); this is our guess.
-    "waba_template_status_changed",
-)
+from receiver.ingest.payload import KNOWN_EVENTS as WEBHOOK_EVENTS
+from receiver.ingest.payload import PERMISSION_EVENTS
+from receiver.status import ChannelStatus
 
-KNOWN_STATUSES: tuple[str, ...] = (
-    "live",
-    "sandbox",
-    "pending_deletion",
-    "draft",
-    "unregistered",
-    "done",
-    "pending",
-)
+KNOWN_EVENTS: tuple[str, ...] = tuple(sorted(WEBHOOK_EVENTS | PERMISSION_EVENTS))
+KNOWN_STATUSES: tuple[str, ...] = tuple(status.value for status in ChannelStatus)

@@ -136,8 +136,18 @@ def test_unknown_event_and_status_names_load_with_warnings() -> None:
         "rules.yaml:1: rule 'r': match.event[0]: event 'channel_lvie' is not a known 360dialog "
         "event; the rule fires only if one arrives with exactly this name",
         "rules.yaml:1: rule 'r': match.status.to[0]: status 'gone' is not a known status "
-        "(live, sandbox, pending_deletion, draft, unregistered, done, pending)",
+        "(draft, pending_review, sandbox, live, restricted, banned, pending_deletion, "
+        "unregistered, error, unknown)",
     ]
+
+
+def test_every_derived_status_loads_without_a_warning() -> None:
+    # `status: {from, to}` compares the derived statuses of receiver/status.py, not hub_status.
+    ruleset = load(
+        "rules: [{name: r, match: {status: {from: pending_review, to: restricted}},"
+        " notify: [client]}]"
+    )
+    assert ruleset.warnings == ()
 
 
 def test_yaml_anchors_and_merge_keys_work() -> None:
