@@ -61,6 +61,17 @@ def _page(rows: Sequence[Any], window: Window, key: str) -> tuple[Sequence[Any],
     return kept, str(getattr(kept[-1], key))
 
 
+def _where_event(query: Any, filters: Filters) -> Any:
+    """The event-type, channel and client filters, shared by the event and delivery lists."""
+    if filters.event_type is not None:
+        query = query.where(Event.event_type == filters.event_type)
+    if filters.channel is not None:
+        query = query.where(Event.channel_id == filters.channel)
+    if filters.client is not None:
+        query = query.where(Event.client_id == filters.client)
+    return query
+
+
 # --- events --------------------------------------------------------------------------------
 
 
@@ -70,12 +81,7 @@ async def list_events(services: Services, *, filters: Filters, window: Window) -
         query = query.where(Event.received_at >= filters.since)
     if filters.until is not None:
         query = query.where(Event.received_at < filters.until)
-    if filters.event_type is not None:
-        query = query.where(Event.event_type == filters.event_type)
-    if filters.channel is not None:
-        query = query.where(Event.channel_id == filters.channel)
-    if filters.client is not None:
-        query = query.where(Event.client_id == filters.client)
+    query = _where_event(query, filters)
     if filters.state is not None:
         query = query.where(Event.state == filters.state)
     if window.cursor is not None:
@@ -151,13 +157,7 @@ async def list_deliveries(services: Services, *, filters: Filters, window: Windo
     if filters.target is not None:
         query = query.where(Delivery.target_name == filters.target)
     if filters.event_type is not None or filters.channel is not None or filters.client is not None:
-        query = query.join(Event, Event.id == Delivery.event_id)
-        if filters.event_type is not None:
-            query = query.where(Event.event_type == filters.event_type)
-        if filters.channel is not None:
-            query = query.where(Event.channel_id == filters.channel)
-        if filters.client is not None:
-            query = query.where(Event.client_id == filters.client)
+        query = _where_event(query.join(Event, Event.id == Delivery.event_id), filters)
     if window.cursor is not None:
         query = query.where(Delivery.id < int(window.cursor))
     rows = await _fetch(services, query, window)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import orjson
 from hypothesis import strategies as st
 
+from receiver.ingest.payload import KNOWN_EVENTS
 from tests.conftest import sample
 
 SECRET = "fuzz-platform-secret"
@@ -41,20 +42,7 @@ class Payload(bytes):
 
 
 EVENT_NAMES = (
-    "client_created",
-    "channel_created",
-    "channel_submitted",
-    "channel_ready",
-    "channel_running",
-    "channel_live",
-    "account_violation",
-    "account_restriction",
-    "cancellation_request",
-    "cancellation_revoke",
-    "cancellation_processed",
-    "template_messaging_enabled",
-    "template_messaging_disabled",
-    "waba_template_status_changed",
+    *sorted(KNOWN_EVENTS),
     "permission_granted",
     "CHANNEL_LIVE",
     " channel_live ",
