@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver import cli_errors
 from receiver.logs import configure_logging
 from receiver.settings import Settings, SettingsError, load_settings
 
@@ -24,6 +25,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from receiver.app import create_app
     from receiver.db.migrate import upgrade
+    from receiver.http.server import uvicorn_options
 
     if settings.is_sqlite or args.migrate:
         # The embedded default applies its migrations itself; on PostgreSQL that is the
@@ -31,14 +33,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         upgrade(settings.database_url)
     host = args.host or settings.host
     port = args.port or settings.port
-    common: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": True,
-        "timeout_graceful_shutdown": 15,
-    }
+    common: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
     if settings.web_concurrency > 1:
         uvicorn.run(
             "receiver.asgi:make_app", factory=True, workers=settings.web_concurrency, **common
@@ -58,17 +53,44 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.db.migrate import upgrade
+    from receiver.db.migrate import migrate
 
-    upgrade(settings.database_url)
-    print("database is at the latest schema")
+    print(migrate(settings.database_url).describe())
     return 0
 
 
 def _events_list(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.ops.records import Filters, Window
     from receiver.views import events_list
 
-    return asyncio.run(events_list(settings, limit=args.limit, as_json=args.json))
+    filters = Filters(
+        since=args.since,
+        until=args.until,
+        event_type=args.type,
+        channel=args.channel,
+        client=args.client,
+        state=args.state,
+        external_id=args.external_id,
+        search=args.search,
+    )
+    before = str(args.before) if args.before is not None else None
+    window = Window(limit=args.limit, cursor=before, offset=args.offset)
+    return asyncio.run(events_list(settings, filters=filters, window=window, as_json=args.json))
+
+
+def _events_show(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.views import event_show
+
+    return asyncio.run(event_show(settings, args.event, as_json=args.json))
+
+
+def _event_time(text: str) -> datetime:
+    from receiver.ops.records import FilterError, parse_time
+
+    try:
+        return parse_time(text, now=datetime.now(UTC))
+    except FilterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _channels_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -113,8 +135,13 @@ def _load_rules_or_report(settings: Settings) -> Any:
 
 
 def _rules_check(_args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.ops.rules import client_email_problem
+
     loaded = _load_rules_or_report(settings)
-    if loaded is None:
+    mail_problem = client_email_problem(settings)
+    if mail_problem:
+        print(mail_problem, file=sys.stderr)
+    if loaded is None or mail_problem:
         return 1
     rules = loaded.rules
     for warning in rules.warnings:
@@ -163,7 +190,14 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(explanation_as_dict(explanation), indent=2))
     else:
-        print(format_explanation(explanation, verbose=not args.brief))
+        from receiver.terminal import clean_lines
+
+        print(clean_lines(format_explanation(explanation, verbose=not args.brief)))
+    unconfigured = [name for name, target in loaded.rules.targets.items() if not target.configured]
+    if unconfigured:
+        from receiver.dev.run import unconfigured_targets_note
+
+        print(unconfigured_targets_note(unconfigured), file=sys.stderr)
     return 0
 
 
@@ -203,20 +237,25 @@ def _send_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dev(args: argparse.Namespace, _settings: Settings) -> int:
-    from receiver.dev.run import dev_settings, run_dev
+    from receiver.dev.run import DevError, dev_settings, run_dev
 
     settings = dev_settings()
-    asyncio.run(
-        run_dev(
-            settings,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            with_sinks=not args.no_sinks,
-            sink_port=args.sink_port,
-            smtp_port=args.smtp_port,
-            hub_port=args.hub_port,
+    try:
+        asyncio.run(
+            run_dev(
+                settings,
+                host=args.host or settings.host,
+                port=args.port or settings.port,
+                with_sinks=not args.no_sinks,
+                sink_port=args.sink_port,
+                smtp_port=args.smtp_port,
+                hub_port=args.hub_port,
+                fakes_only=args.fakes_only,
+            )
         )
-    )
+    except (DevError, OSError) as exc:
+        print(f"hub-receiver dev: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -274,16 +313,39 @@ def build_parser() -> argparse.ArgumentParser:
     events = commands.add_parser("events", help="look at stored events")
     events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     events_list = events_commands.add_parser("list", help="latest events, newest first")
-    events_list.add_argument("--limit", type=int, default=20)
+    events_list.add_argument("--type", help="event type, e.g. channel_live")
+    events_list.add_argument("--channel", help="channel id")
+    events_list.add_argument("--client", help="client id")
+    events_list.add_argument("--state", help="received, processed or failed")
+    events_list.add_argument("--external-id", help="360dialog's event id (the webhook's `id`)")
+    events_list.add_argument(
+        "--search", metavar="TEXT", help="our id, 360dialog's id, channel, client or phone digits"
+    )
+    events_list.add_argument(
+        "--since", type=_event_time, help="ISO time or a duration back from now: 30m, 2h, 1d"
+    )
+    events_list.add_argument("--until", type=_event_time, help="ISO time or a duration ago")
+    events_list.add_argument("--limit", type=cli_errors.count, default=20)
+    paging = events_list.add_mutually_exclusive_group()
+    paging.add_argument(
+        "--before", type=cli_errors.row_id, metavar="ID", help="the next page: events older than ID"
+    )
+    paging.add_argument("--offset", type=cli_errors.count, default=0)
     events_list.add_argument("--json", action="store_true", help="machine-readable output")
     events_list.set_defaults(handler=_events_list)
+    events_show = events_commands.add_parser(
+        "show", help="one event: body, headers, verdicts, status change, deliveries"
+    )
+    events_show.add_argument("event", metavar="ID", help="our event id or 360dialog's id")
+    events_show.add_argument("--json", action="store_true", help="machine-readable output")
+    events_show.set_defaults(handler=_events_show)
 
     channels = commands.add_parser("channels", help="channels (numbers), their status and history")
     channels_commands = channels.add_subparsers(
         dest="channels_command", required=True, metavar="ACTION"
     )
     channels_list = channels_commands.add_parser("list", help="known channels with status")
-    channels_list.add_argument("--limit", type=int, default=50)
+    channels_list.add_argument("--limit", type=cli_errors.count, default=50)
     channels_list.add_argument("--json", action="store_true")
     channels_list.set_defaults(handler=_channels_list)
     channels_show = channels_commands.add_parser("show", help="one channel with its status history")
@@ -297,15 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deliveries_list = deliveries_commands.add_parser("list", help="latest deliveries")
     deliveries_list.add_argument(
-        "--state", help="pending, sending, sent, failed, dead, skipped, throttled"
+        "--state", help="pending, sending, sent, failed, dead, held, skipped, throttled"
     )
-    deliveries_list.add_argument("--limit", type=int, default=50)
+    deliveries_list.add_argument("--limit", type=cli_errors.count, default=50)
     deliveries_list.add_argument("--json", action="store_true")
     deliveries_list.set_defaults(handler=_deliveries_list)
     deliveries_retry = deliveries_commands.add_parser(
-        "retry", help="send dead or failed deliveries again"
+        "retry", help="send dead, failed or held deliveries again"
     )
-    deliveries_retry.add_argument("ids", nargs="*", type=int)
+    deliveries_retry.add_argument("ids", nargs="*", type=cli_errors.row_id)
     deliveries_retry.add_argument(
         "--all-dead", action="store_true", help="every dead or failed delivery"
     )
@@ -340,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="re-run routing for stored events under the current rules"
     )
-    replay.add_argument("ids", nargs="*", type=int, help="event ids")
+    replay.add_argument("ids", nargs="*", type=cli_errors.row_id, help="event ids")
     replay.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-01T00:00:00Z")
     replay.add_argument("--until", type=_timestamp)
     replay.add_argument("--channel")
@@ -357,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run = retention_commands.add_parser(
         "run", help="purge now (RETENTION_DAYS or --days)"
     )
-    retention_run.add_argument("--days", type=int)
+    retention_run.add_argument("--days", type=cli_errors.days)
     retention_run.add_argument("--json", action="store_true")
     retention_run.set_defaults(handler=_retention)
 
@@ -371,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--smtp-port", type=int, default=8025, help="SMTP mailbox for client emails")
     dev.add_argument(
         "--no-sinks", action="store_true", help="use the targets configured in the environment"
+    )
+    dev.add_argument(
+        "--fakes-only",
+        action="store_true",
+        help="only the fake Partner API, sink and mailbox (try `serve` + `worker` against them)",
     )
     dev.set_defaults(handler=_dev)
     return parser
@@ -390,6 +457,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A database that is down or refuses us is the one failure every command can meet:
+        # say so in one line. Anything else is a bug, and keeps its traceback.
+        failure = cli_errors.database_failure(exc, database_url=settings.database_url)
+        if failure is None:
+            raise
+        print(f"hub-receiver: {failure}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

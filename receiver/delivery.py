@@ -5,9 +5,14 @@ This is the only module that imports apprise. Nothing here raises for a failed s
 attempt could help. Retries belong to the caller (the delivery row and the job queue), so
 Apprise's own per-URL retry is forced to 0.
 
-Secrets: Apprise URLs carry tokens and passwords. Only masked forms leave this module,
-in results and in log records: while this module talks to Apprise, a filter on the
-`apprise` logger rewrites every record so the raw URL and its secret parts never appear.
+Secrets: Apprise URLs carry tokens and passwords, and the path of a generic target
+(`json://host/SECRET`, an ntfy topic) is often the secret itself. Only masked forms leave
+this module, in results and in log records: while this module talks to Apprise, a filter on
+the `apprise` logger rewrites every record so the raw URL and its secret parts never appear.
+
+Email recipients are checked with email-validator before Apprise sees them: Apprise
+silently drops an address it cannot parse and then fails the send as if it might pass
+later, so a bad address would be retried for hours instead of being named once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import apprise
 from apprise.plugins.custom_json import NotifyJSON
+from email_validator import EmailNotValidError, validate_email
 
 with warnings.catch_warnings():
     # Apprise 2.3 loads its email plugin lazily, on the first URL it parses; that imports
@@ -60,6 +66,7 @@ def configure_concurrency(max_sends: int) -> None:
 __all__ = [
     "SendResult",
     "client_email_url",
+    "client_email_url_problem",
     "configure_concurrency",
     "mask",
     "send",
@@ -89,6 +96,13 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31})://")
 _PASSTHROUGH_PREFIXES = ("+", "-", ":")
 _URL_DELIMITERS = re.compile(r"[/:@?&=#+,;\s]+")
 _MIN_SECRET_LENGTH = 3
+
+_EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+# How Apprise splits a list of addresses (apprise.utils.parse.STRING_DELIMITERS), less
+# the brackets: `a[x]@b.com` is checked whole, so the reason names the brackets.
+_ADDRESS_DELIMITERS = re.compile(r"[;,\s]+")
+_NAMED_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
+_RECIPIENT_KEYS = frozenset({"to", "cc", "bcc"})
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,28 @@ def _mask_passthrough_values(privacy_url: str) -> str:
     return f"{base}?{'&'.join(parts)}"
 
 
+def _mask_path(privacy_url: str, url: str) -> str:
+    """Hide each path segment of `privacy_url` that Apprise left readable.
+
+    Apprise's privacy form abbreviates the tokens it knows about (`T...Q` in a Slack URL)
+    but prints the path of generic targets verbatim (json://host/SECRET, an ntfy topic,
+    email recipients), and there the path is often the secret.
+    """
+    try:
+        parts = urlsplit(privacy_url)
+    except ValueError:
+        return _fallback_mask(url)
+    segments = [
+        segment if _abbreviated(segment, url) else _MASK for segment in parts.path.split("/")
+    ]
+    return urlunsplit(parts._replace(path="/".join(segments)))
+
+
+def _abbreviated(segment: str, url: str) -> bool:
+    # Apprise shows a known token as `T...Q`; a raw path that itself reads so is not one.
+    return not segment or segment == _MASK or ("..." in segment and segment not in url)
+
+
 def _instantiate(url: str, asset: apprise.AppriseAsset) -> tuple[Any, str, list[str]]:
     """Load `url` with Apprise logging silenced; return (plugin or None, mask, reasons)."""
     fallback = _fallback_mask(url)
@@ -210,7 +246,7 @@ def _instantiate(url: str, asset: apprise.AppriseAsset) -> tuple[Any, str, list[
         plugin: Any = apprise.Apprise.instantiate(url, asset=asset)
     if plugin is None:
         return None, fallback, redaction.collected
-    masked = _mask_passthrough_values(str(plugin.url(privacy=True)))
+    masked = _mask_path(_mask_passthrough_values(str(plugin.url(privacy=True))), url)
     return plugin, masked, []
 
 
@@ -243,7 +279,59 @@ def validate_target(url: str) -> str | None:
         return f"{_fallback_mask(url)}: Apprise raised {type(exc).__name__} loading this URL"
     if plugin is None:
         return _load_error(url, masked, reasons)
+    problem = _recipient_problem(url)
+    return f"{masked}: {problem}" if problem else None
+
+
+def _address_problem(address: str) -> str | None:
+    """Why Apprise cannot send to `address` (the validator's reason), or None."""
+    try:
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return f"invalid email address: {exc}"
+    if checked.ascii_email != address:
+        # Valid, but Apprise only takes the ASCII form (IDNA for the domain): full-width
+        # or other non-ASCII domains are dropped without a word.
+        return f"invalid email address: write it as {checked.ascii_email}"
     return None
+
+
+def _recipient_problem(url: str) -> str | None:
+    """For a mailto:// or mailtos:// URL, why one of its recipients cannot be used."""
+    match = _SCHEME.match(url)
+    if match is None or match.group(1).lower() not in _EMAIL_SCHEMES:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None  # Apprise's own loading reports a URL it cannot read
+    values = [unquote(segment) for segment in parts.path.split("/") if segment]
+    for item in parts.query.split("&"):
+        key, _eq, value = item.partition("=")
+        if unquote(key).lower() in _RECIPIENT_KEYS:
+            values.append(unquote(value))
+    for value in values:
+        for piece in _split_addresses(value):
+            problem = _address_problem(piece)
+            if problem:
+                return problem
+    return None
+
+
+def _split_addresses(value: str) -> list[str]:
+    named = _NAMED_ADDRESS.search(value)
+    if named:  # "Ops Team <ops@example.com>": one address with a display name
+        return [named.group(1).strip()]
+    return [piece for piece in _ADDRESS_DELIMITERS.split(value) if piece]
+
+
+def client_email_url_problem(mail_url: str) -> str | None:
+    """Why `mail_url` cannot serve as CLIENT_EMAIL_URL (naming no secret), or None."""
+    try:
+        sample = client_email_url(mail_url, "client@example.com")
+    except ValueError as exc:
+        return str(exc)
+    return validate_target(sample)
 
 
 def client_email_url(mail_url: str, recipient: str) -> str:
@@ -261,6 +349,12 @@ def client_email_url(mail_url: str, recipient: str) -> str:
     # Apprise splits `to=` on commas, semicolons and spaces: one address must stay one.
     if address.count("@") != 1 or re.search(r"[\s,;<>\"]", address) or "\x00" in address:
         raise ValueError("client email recipient is not a single email address")
+    # Apprise only sends to the ASCII form (a full-width or IDN domain is dropped); an
+    # address the validator refuses stays as it is, for send() to fail it permanently
+    # with the validator's reason.
+    with contextlib.suppress(EmailNotValidError):
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        address = checked.ascii_email or address
     query = [
         item
         for item in parts.query.split("&")
@@ -343,6 +437,9 @@ async def send(
         return _failure(_fallback_mask(url), permanent=False, error=error)
     if plugin is None:
         return _failure(masked, permanent=True, error=_load_error(url, masked, reasons))
+    problem = _recipient_problem(url)
+    if problem is not None:
+        return _failure(masked, permanent=True, error=problem)
 
     _bound_plugin(plugin, timeout)
     _add_metadata(plugin, metadata)

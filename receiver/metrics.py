@@ -73,7 +73,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "hub_receiver_deliveries_total",
-            "Delivery outcomes by target kind (sent, retried, dead, skipped, throttled)",
+            "Delivery outcomes by target kind (sent, retried, dead, skipped, throttled, held)",
             ["target_kind", "outcome"],
             registry=r,
         )
@@ -82,6 +82,15 @@ class Metrics:
             "Time from receiving an event to a notification sent for it",
             ["target_kind"],
             buckets=_DELIVERY_BUCKETS,
+            registry=r,
+        )
+        # Counted where claims are judged: the web process with the in-process runner, the
+        # worker (WORKER_METRICS_PORT) with Redis. A rejected claim notifies no one, so this
+        # is where forged callbacks show.
+        self.permission_claims = Counter(
+            "hub_receiver_permission_claims_total",
+            "Permission callback claims judged, by verdict (confirmed, rejected, unconfirmed)",
+            ["claim"],
             registry=r,
         )
         self.jobs = Counter(

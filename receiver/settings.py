@@ -19,6 +19,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hub-receiver.db"
 DEFAULT_API_BASE = "https://hub.360dialog.io/api/v2"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SCHEME_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -88,6 +89,10 @@ class Settings(BaseSettings):
     webhook_shared_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     webhook_shared_secret_header: str = "x-webhook-token"
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # A whole body must arrive within this; a client that stops sending gets 408.
+    body_timeout: Annotated[float, NoDecode] = Field(10.0, gt=0, le=300)
+    # Request line plus headers; larger gets 431 before the app sees the request.
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
 
     permission_redirect_url: str | None = None
 
@@ -96,6 +101,8 @@ class Settings(BaseSettings):
     rules_env: dict[str, str] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
     client_email_url: SecretStr | None = None
+    # Safety cap on the built-in `client` target, per client and rolling hour (route.py).
+    client_max_per_hour: int = Field(10, ge=1, le=1000)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -132,6 +139,24 @@ class Settings(BaseSettings):
             raise ValueError("expected a redis:// or rediss:// URL")
         return value.strip()
 
+    @field_validator("client_email_url")
+    @classmethod
+    def _client_email_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so a wrong URL stops start-up instead of failing every client email;
+        # `rules check` also loads it through Apprise. The message never quotes the value.
+        raw = value.get_secret_value().strip() if value is not None else ""
+        if not raw:
+            return None
+        scheme, sep, rest = raw.partition("://")
+        if not sep or scheme.lower() not in ("mailto", "mailtos"):
+            shown = f" (not {scheme.lower()}://)" if sep and _SCHEME_NAME.match(scheme) else ""
+            raise ValueError(
+                f"expected an Apprise mailto:// or mailtos:// URL{shown}, without recipient"
+            )
+        if "/" in rest.split("?", 1)[0].rstrip("/"):
+            raise ValueError("must not name recipients in its path (the client is the recipient)")
+        return SecretStr(raw)
+
     @field_validator("d360_api_base", "partner_hub_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -144,6 +169,11 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("body_timeout", mode="before")
+    @classmethod
+    def _body_timeout(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("delivery_retry_schedule", mode="before")

@@ -4,18 +4,28 @@ The status set is deliberately small; every value answers "what should ops know"
 
     status            meaning                                  set by (rule number below)
     ----------------  ---------------------------------------  --------------------------------
-    draft             sign-up started, no app, not submitted   2 draft; 4 live w/o app_id; 7
-    pending_review    submitted, waiting on Meta / 360dialog   2 pending; 5 created, unverified,
-                                                               verified, new_name_requested; 6
-    sandbox           a sandbox number                         2 sandbox
-    live              live and ready to use                    2 live, done; 4; 5 ready
+    draft             sign-up started, no app, not submitted   2 draft; 5 live w/o app_id;
+                                                               6 sandbox w/o app_id; 8
+    pending_review    submitted, waiting on Meta / 360dialog   2 pending; 4 created, unverified,
+                                                               verified, new_name_requested; 7
+    sandbox           a sandbox (test) number, not live        2 sandbox; 6 sandbox with app_id
+    live              live and ready to use                    2 live, done; 4 ready; 5
     restricted        live but limited by Meta                 1 account_violation,
                                                                account_restriction
     banned            the WABA is banned                       1 account_banned
     pending_deletion  cancelled or removed, deleted later      1 bsp_removed; 2; 3 terminated_at
     unregistered      the number is not registered             2 unregistered
-    error             360dialog reports an error               5 error, certificate_declined
+    error             360dialog reports an error               4 error, certificate_declined
     unknown           a hub_status value we do not know        2 anything else
+
+Which signup a channel used decides whether its `status` field means anything (seed, "How to
+understand the status of a channel"): Embedded Signup (version 2) channels are read from
+`account_mode` and their `status` is ignored, even a Classic value such as `created` or
+`ready`; the Classic (version 1, deprecated) `status` table applies only to Classic channels.
+A channel is Embedded Signup when a version marker says 2, or, without a marker, when it
+carries `account_mode`; it is Classic when a marker says 1, when `hub_status` is done/pending,
+or when it has no `account_mode` (`ChannelFacts.version_hint`). Classic Signup is deprecated,
+so an object that carries `account_mode` is never read the Classic way without a marker.
 
 Precedence (first rule that applies wins):
 
@@ -27,15 +37,21 @@ Precedence (first rule that applies wins):
    map to themselves; Classic `done` -> live, `pending` -> pending_review; any other value ->
    unknown (never guessed).
 3. `terminated_at` set -> pending_deletion.
-4. `account_mode == "live"` -> live (Embedded Signup: `status` is ignored), unless the object
-   explicitly reports an empty `app_id` (e.g. `integration.app_id: null`): then the seed's
-   "no app_id and no terminated_at = draft" also applies and draft wins, because a
-   channel_created webhook carries account_mode "live" before the number is usable.
-5. Classic Signup `status`: created, unverified, verified, new_name_requested ->
-   pending_review; certificate_declined, error -> error; ready -> live.
-6. `app_id` set: the seed says only "not terminated"; nothing above said live, so the channel
+4. Classic Signup channels only, `status`: created, unverified, verified, new_name_requested
+   -> pending_review; certificate_declined, error -> error; ready -> live.
+5. `account_mode == "live"` -> live, unless the object explicitly reports an empty `app_id`
+   (e.g. `integration.app_id: null`): then the seed's "no app_id and no terminated_at = draft"
+   also applies and draft wins, because a channel_created webhook carries account_mode "live"
+   before the number is usable.
+6. `account_mode == "sandbox"`: with an `app_id` -> sandbox (the Hub's own name for such a
+   number, as `hub_status` "sandbox"; it is set up but not live); without one -> draft (the
+   seed's "no app_id and no terminated_at = draft": sign-up is not finished).
+7. `app_id` set: the seed says only "not terminated"; nothing above said live, so the channel
    is past draft but not live -> pending_review.
-7. Neither app_id nor terminated_at -> draft.
+8. Neither app_id nor terminated_at -> draft.
+
+An Embedded Signup channel whose `status` holds a Classic value says so in its "why"
+("status 'ready' is ignored (Embedded Signup)"), so nobody wonders why `ready` is not live.
 """
 
 from __future__ import annotations
@@ -114,25 +130,53 @@ def derive_status(facts: ChannelFacts) -> DerivedStatus:
             f"terminated_at is set ({facts.terminated_at.isoformat()})",
         )
 
+    classic = _is_classic(facts)
+    if classic and facts.status in _V1_STATUSES:
+        status, meaning = _V1_STATUSES[facts.status]
+        return _derived(status, f"status is {facts.status!r} (Classic Signup): {meaning}")
+    ignored = _ignored_status(facts, classic=classic)
+
     if facts.account_mode == "live":
         if facts.app_id_reported and facts.app_id is None:
             return _derived(
                 ChannelStatus.DRAFT,
-                "account_mode is 'live' but app_id is empty and terminated_at is unset",
+                "account_mode is 'live' but app_id is empty and terminated_at is unset" + ignored,
             )
-        return _derived(ChannelStatus.LIVE, "account_mode is 'live'")
+        return _derived(ChannelStatus.LIVE, "account_mode is 'live'" + ignored)
 
-    if facts.status in _V1_STATUSES:
-        status, meaning = _V1_STATUSES[facts.status]
-        return _derived(status, f"status is {facts.status!r} (Classic Signup): {meaning}")
+    if facts.account_mode == "sandbox":
+        if facts.app_id is not None:
+            return _derived(
+                ChannelStatus.SANDBOX,
+                f"account_mode is 'sandbox' and app_id is {facts.app_id!r}: set up, not live"
+                + ignored,
+            )
+        return _derived(
+            ChannelStatus.DRAFT,
+            "account_mode is 'sandbox' and neither app_id nor terminated_at is set" + ignored,
+        )
 
     if facts.app_id is not None:
         return _derived(
             ChannelStatus.PENDING_REVIEW,
-            f"app_id is {facts.app_id!r} (not terminated) but nothing says the channel is live",
+            f"app_id is {facts.app_id!r} (not terminated) but nothing says the channel is live"
+            + ignored,
         )
 
-    return _derived(ChannelStatus.DRAFT, "neither app_id nor terminated_at is set")
+    return _derived(ChannelStatus.DRAFT, "neither app_id nor terminated_at is set" + ignored)
+
+
+def _is_classic(facts: ChannelFacts) -> bool:
+    # version_hint is set by channel_facts(); facts built by hand may carry only account_mode.
+    if facts.version_hint is not None:
+        return facts.version_hint == "classic"
+    return facts.account_mode is None
+
+
+def _ignored_status(facts: ChannelFacts, *, classic: bool) -> str:
+    if classic or facts.status not in _V1_STATUSES:
+        return ""
+    return f"; status {facts.status!r} is ignored (Embedded Signup)"
 
 
 def is_newer(*, current: datetime | None, candidate: datetime | None) -> bool:

@@ -10,11 +10,16 @@ from typing import Any
 from sqlalchemy import select, update
 
 from receiver.db.tables import Channel, Client, Delivery, Event, StatusChange
+from receiver.ops import records
+from receiver.ops.records import event_summary
 from receiver.services import base_services
 from receiver.settings import Settings
+from receiver.terminal import clean
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Columns padded to their widest cell; cells cleaned of control characters."""
+    rows = [[clean(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -23,41 +28,24 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def event_summary(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "correlation_id": event.correlation_id,
-        "received_at": event.received_at.isoformat(),
-        "source": event.source,
-        "event_type": event.event_type,
-        "known": event.known,
-        "channel_id": event.channel_id,
-        "client_id": event.client_id,
-        "phone_number": event.phone_number,
-        "verification": event.verification,
-        "claim": event.claim,
-        "state": event.state,
-        "enrichment": event.enrichment,
-        "attempts": event.attempts,
-        "last_error": event.last_error,
-    }
-
-
-async def events_list(settings: Settings, *, limit: int, as_json: bool) -> int:
+async def events_list(
+    settings: Settings, *, filters: records.Filters, window: records.Window, as_json: bool
+) -> int:
+    """Print a page of events (the admin API's listing, filters and all)."""
     services = base_services(settings)
     try:
-        async with services.sessions() as session:
-            events = (
-                await session.scalars(select(Event).order_by(Event.id.desc()).limit(limit))
-            ).all()
+        page = await records.list_events(services, filters=filters, window=window)
+    except records.FilterError as exc:
+        print(f"hub-receiver: {exc}", file=sys.stderr)
+        return 2
     finally:
         await services.engine.dispose()
-    summaries = [event_summary(event) for event in events]
+    summaries = page.items
     if as_json:
         print(json.dumps(summaries, indent=2))
         return 0
     if not summaries:
-        print("no events yet")
+        print("no events match" if filters != records.Filters() else "no events yet")
         return 0
     rows = [
         [
@@ -69,6 +57,8 @@ async def events_list(settings: Settings, *, limit: int, as_json: bool) -> int:
             s["verification"],
             s["state"] + (f"/{s['claim']}" if s["claim"] else ""),
             s["enrichment"],
+            s["external_id"] or "-",
+            _short_key(s["dedup_key"]),
         ]
         for s in summaries
     ]
@@ -84,10 +74,127 @@ async def events_list(settings: Settings, *, limit: int, as_json: bool) -> int:
                 "VERIFIED",
                 "STATE",
                 "ENRICHMENT",
+                "360DIALOG ID",
+                "DEDUP KEY",
             ],
         )
     )
+    if page.next_cursor is not None:
+        print(f"(more: add --before {page.next_cursor})", file=sys.stderr)
     return 0
+
+
+def _short_key(key: str) -> str:
+    """A dedup key for a table: hashes are cut (the full key is in --json and `events show`)."""
+    kind, _, rest = key.partition(":")
+    if rest.startswith(("body:", "raw:")):
+        how, _, digest = rest.partition(":")
+        return f"{kind}:{how}:{digest[:12]}…"
+    return key if len(key) <= 60 else key[:59] + "…"
+
+
+async def event_show(settings: Settings, ref: str, *, as_json: bool) -> int:
+    """Print one event by our id or 360dialog's: body, headers, verdicts, what it caused."""
+    services = base_services(settings)
+    try:
+        ids = await records.find_events(services, ref)
+        details = [await records.event_detail(services, event_id) for event_id in ids]
+    finally:
+        await services.engine.dispose()
+    found = [detail for detail in details if detail is not None]
+    if not found:
+        print(clean(f"no event {ref!r} (neither our id nor a 360dialog id)"), file=sys.stderr)
+        return 1
+    if len(found) > 1:
+        listed = ", ".join(f"{d['id']} ({d['event_type']})" for d in found)
+        print(
+            clean(f"360dialog id {ref!r} names {len(found)} events: {listed}; show one by our id"),
+            file=sys.stderr,
+        )
+        return 1
+    [detail] = found
+    if as_json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    print(format_event(detail))
+    return 0
+
+
+def format_event(detail: dict[str, Any]) -> str:
+    """The `events show` page: one fact per line, then the body, changes and deliveries."""
+
+    def field(name: str, value: Any) -> str:
+        return f"{name:<14}{'-' if value is None or value == '' else value}"
+
+    claim = detail["claim"]
+    if claim and detail["claim_reason"]:
+        claim = f"{claim}: {detail['claim_reason']}"
+    enrichment = detail["enrichment"]
+    if detail["enrichment_error"]:
+        enrichment = f"{enrichment}: {detail['enrichment_error']}"
+    state = detail["state"] + f" (attempts {detail['attempts']})"
+    if detail["last_error"]:
+        state += f": {detail['last_error']}"
+    lines = [
+        field(
+            "event",
+            f"{detail['id']} {detail['event_type']}"
+            + ("" if detail["known"] else " (unknown type)"),
+        ),
+        field("360dialog id", detail["external_id"]),
+        field("dedup key", detail["dedup_key"]),
+        field("correlation", detail["correlation_id"]),
+        field("received", detail["received_at"]),
+        field("source", detail["source"]),
+        field("verified", detail["verification"]),
+        field("channel", detail["channel_id"]),
+        field("client", detail["client_id"]),
+        field("phone", detail["phone_number"]),
+        field("state", state),
+        field("processed", detail["processed_at"]),
+        field("enrichment", enrichment),
+        field("claim", claim),
+        field("rules", detail["rules_version"]),
+        "headers (kept; never a secret)",
+    ]
+    headers: dict[str, Any] = detail["headers"] or {}
+    lines += [f"  {name}: {value}" for name, value in headers.items()]
+    if not headers:
+        lines.append("  (none)")
+    lines.append("parsed")
+    lines += [f"  {name}: {value}" for name, value in (detail["parsed"] or {}).items()]
+    lines.append("raw body")
+    if detail["raw_body"] is None:
+        lines.append(f"  (purged by retention at {detail['raw_purged_at']})")
+    else:
+        lines += ["  " + line for line in detail["raw_body"].split("\n")]
+    lines.append("status changes")
+    changes = detail["status_changes"]
+    lines += [
+        f"  {c['changed_at'][:19].replace('T', ' ')}  {c['from'] or '(first seen)'} -> {c['to']}"
+        + (f": {c['why']}" if c["why"] else "")
+        for c in changes
+    ] or ["  (none)"]
+    lines.append("deliveries")
+    if not detail["deliveries"]:
+        lines.append("  (none)")
+    for delivery in detail["deliveries"]:
+        round_ = f", round {delivery['replay_round']}" if delivery["replay_round"] else ""
+        shown = delivery["target_display"] or delivery["target_kind"]
+        lines.append(
+            f"  #{delivery['id']} {delivery['rule']} -> "
+            f"{delivery['target']} ({shown}): "
+            f"{delivery['state']}, {delivery['attempts']} attempt(s){round_}"
+        )
+        if delivery["title"]:
+            lines.append(f"      title: {delivery['title']}")
+        lines += [
+            f"      {a['number']}. {(a['started_at'] or '')[:19].replace('T', ' ')} {a['outcome']}"
+            + (f": {a['error']}" if a["error"] else "")
+            for a in delivery["attempt_log"]
+        ]
+    # Every value may come from a webhook sender or a remote server: no control characters.
+    return "\n".join(clean(line) for line in lines)
 
 
 def channel_summary(channel: Channel, client: Client | None) -> dict[str, Any]:
@@ -150,7 +257,7 @@ async def channel_show(settings: Settings, channel_id: str, *, as_json: bool) ->
         async with services.sessions() as session:
             channel = await session.get(Channel, channel_id)
             if channel is None:
-                print(f"no channel {channel_id!r} is known", file=sys.stderr)
+                print(clean(f"no channel {channel_id!r} is known"), file=sys.stderr)
                 return 1
             client = await session.get(Client, channel.client_id) if channel.client_id else None
             history = (
@@ -185,12 +292,12 @@ async def channel_show(settings: Settings, channel_id: str, *, as_json: bool) ->
     if as_json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"channel   {summary['id']}")
-    print(f"phone     {summary['phone_number'] or '-'}")
+    print(clean(f"channel   {summary['id']}"))
+    print(clean(f"phone     {summary['phone_number'] or '-'}"))
     client_line = summary["client_name"] or "-"
-    print(f"client    {client_line} ({summary['client_id'] or 'unknown id'})")
-    print(f"email     {summary['contact_email'] or 'not known'}")
-    print(f"status    {summary['status']}: {summary['why']}")
+    print(clean(f"client    {client_line} ({summary['client_id'] or 'unknown id'})"))
+    print(clean(f"email     {summary['contact_email'] or 'not known'}"))
+    print(clean(f"status    {summary['status']}: {summary['why']}"))
     print(
         f"source    {'Partner API' if summary['enriched'] else 'webhook payload (not confirmed)'}"
     )
@@ -248,6 +355,8 @@ async def deliveries_list(
     if not summaries:
         print("no deliveries" + (f" in state {state}" if state else ""))
         return 0
+    # Rule names and errors are printed whole (the terminal wraps them): cut short, the
+    # error lost the part that said why (`--json` has every field).
     print(
         table(
             [
@@ -255,11 +364,11 @@ async def deliveries_list(
                     str(s["id"]),
                     str(s["event_id"]),
                     s["event_type"],
-                    s["rule"][:40],
+                    s["rule"],
                     s["target"],
                     s["state"],
                     str(s["attempts"]),
-                    (s["last_error"] or "")[:60],
+                    s["last_error"] or "",
                 ]
                 for s in summaries
             ],
@@ -275,7 +384,11 @@ async def deliveries_retry(settings: Settings, *, ids: Sequence[int], all_dead: 
     now = services.clock()
     try:
         async with services.sessions.begin() as session:
-            query = update(Delivery).where(Delivery.state.in_(("dead", "failed")))
+            # `held` (over the client cap) only by id: releasing every held message at once
+            # would send the very flood the cap stopped.
+            query = update(Delivery).where(
+                Delivery.state.in_(("dead", "failed") if all_dead else ("dead", "failed", "held"))
+            )
             if not all_dead:
                 query = query.where(Delivery.id.in_(list(ids)))
             result = await session.execute(
@@ -287,7 +400,7 @@ async def deliveries_retry(settings: Settings, *, ids: Sequence[int], all_dead: 
     finally:
         await services.engine.dispose()
     if not revived:
-        print("nothing to retry (only dead or failed deliveries can be retried)")
+        print("nothing to retry (only dead, failed or held deliveries can be retried)")
         return 1
     print(
         f"{len(revived)} deliver{'y' if len(revived) == 1 else 'ies'} queued for retry: "

@@ -73,7 +73,111 @@ def test_every_classic_signup_status_maps_to_a_status(status: str, expected: str
 def test_account_mode_live_is_live_and_ignores_status() -> None:
     derived = derive_status(facts(account_mode="live", status="created", app_id="204711"))
 
-    assert derived == DerivedStatus(status="live", why="account_mode is 'live'")
+    assert derived == DerivedStatus(
+        status="live",
+        why="account_mode is 'live'; status 'created' is ignored (Embedded Signup)",
+    )
+
+
+# The seed: for version 2 (Embedded Signup) "the decisive field for the channel status is the
+# account_mode field ... statuses from the channel.status field can be ignored"; the Classic
+# table applies only to version 1. Each row: the channel object -> status, words of the why.
+@pytest.mark.parametrize(
+    ("raw", "expected", "why"),
+    [
+        # account_mode makes a channel Embedded Signup: its Classic `status` never decides.
+        (
+            {"account_mode": "sandbox", "status": "ready", "app_id": "204711"},
+            "sandbox",
+            "account_mode is 'sandbox' and app_id is '204711': set up, not live; "
+            "status 'ready' is ignored (Embedded Signup)",
+        ),
+        (
+            {"account_mode": "sandbox", "status": "ready"},
+            "draft",
+            "account_mode is 'sandbox' and neither app_id nor terminated_at is set; "
+            "status 'ready' is ignored (Embedded Signup)",
+        ),
+        (
+            {"account_mode": "sandbox", "status": "created", "integration": {"app_id": None}},
+            "draft",
+            "account_mode is 'sandbox' and neither app_id nor terminated_at is set; "
+            "status 'created' is ignored (Embedded Signup)",
+        ),
+        (
+            {"account_mode": "sandbox", "status": "error", "app_id": "204711"},
+            "sandbox",
+            "status 'error' is ignored",
+        ),
+        (
+            {"account_mode": "sandbox", "status": "ready", "terminated_at": "2026-04-01T00:00Z"},
+            "pending_deletion",
+            "terminated_at is set",
+        ),
+        ({"account_mode": "sandbox", "hub_status": "live"}, "live", "hub_status is 'live'"),
+        (
+            {"account_mode": "live", "status": "certificate_declined", "app_id": "204711"},
+            "live",
+            "account_mode is 'live'; status 'certificate_declined' is ignored",
+        ),
+        # A version marker saying 2 makes a channel Embedded Signup without account_mode.
+        (
+            {"signup_version": 2, "status": "ready", "app_id": "204711"},
+            "pending_review",
+            "app_id is '204711' (not terminated) but nothing says the channel is live; "
+            "status 'ready' is ignored (Embedded Signup)",
+        ),
+        (
+            {"version": "v2", "status": "created"},
+            "draft",
+            "neither app_id nor terminated_at is set; status 'created' is ignored",
+        ),
+        # Classic: no account_mode, or a marker saying 1 (even beside account_mode).
+        ({"status": "ready", "app_id": "204711"}, "live", "status is 'ready' (Classic Signup)"),
+        (
+            {"signup_version": "1", "account_mode": "sandbox", "status": "ready"},
+            "live",
+            "status is 'ready' (Classic Signup)",
+        ),
+        (
+            {"version": 1, "account_mode": "live", "status": "created"},
+            "pending_review",
+            "status is 'created' (Classic Signup)",
+        ),
+        ({"hub_status": "done", "account_mode": "sandbox", "status": "error"}, "live", "done"),
+        # A status that is no Classic value is not called "ignored": it never meant anything.
+        (
+            {"account_mode": "sandbox", "status": "running", "app_id": "204711"},
+            "sandbox",
+            "account_mode is 'sandbox' and app_id is '204711': set up, not live",
+        ),
+    ],
+)
+def test_embedded_signup_channels_ignore_the_classic_status(
+    raw: dict[str, Any], expected: str, why: str
+) -> None:
+    derived = derive_status(channel_facts(raw))
+
+    assert derived.status == expected, derived
+    assert why in derived.why, derived
+    if raw.get("status") == "running":
+        assert "ignored" not in derived.why
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"account_mode": "sandbox", "status": "ready", "app_id": "1"}, "sandbox"),
+        ({"account_mode": "sandbox", "status": "created"}, "draft"),
+        ({"version_hint": "embedded", "status": "ready"}, "draft"),
+        ({"version_hint": "classic", "account_mode": "sandbox", "status": "ready"}, "live"),
+        ({"status": "ready"}, "live"),
+    ],
+)
+def test_hand_built_facts_tell_the_signup_version_the_same_way(
+    fields: dict[str, Any], expected: str
+) -> None:
+    assert derive_status(facts(**fields)).status == expected
 
 
 def test_account_mode_live_without_any_app_id_field_is_live() -> None:
@@ -176,7 +280,8 @@ def sample_channel(name: str) -> dict[str, Any]:
         (
             "partner_webhook.channel_created.json",
             "draft",
-            "account_mode is 'live' but app_id is empty and terminated_at is unset",
+            "account_mode is 'live' but app_id is empty and terminated_at is unset; "
+            "status 'created' is ignored (Embedded Signup)",
         ),
         (
             "partner_webhook.account_violation.json",

@@ -49,6 +49,10 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # 360dialog's own top-level `id` of a webhook (None for callbacks and id-less bodies):
+    # what a partner quotes when asking about an event. Not unique: the dedup key is
+    # (type, id), so two event types may share one.
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
     correlation_id: Mapped[str] = mapped_column(String(32), index=True)
     source: Mapped[str] = mapped_column(String(20))  # webhook | callback
     event_type: Mapped[str] = mapped_column(String(100))

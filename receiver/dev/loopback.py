@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import uvicorn
@@ -21,6 +21,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves the process's signals to whoever owns the process.
+
+    A plain `uvicorn.Server.serve()` replaces the SIGINT/SIGTERM handlers while it runs and
+    raises the signal again when it stops: several of them in one process (dev, the worker's
+    metrics port) each stop on the first Ctrl-C, one after another, and re-deliver it to
+    arq's or the next server's handler on the way out.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @contextlib.asynccontextmanager
@@ -36,13 +50,16 @@ async def serve_app(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan=lifespan, access_log=False
     )
-    server = uvicorn.Server(config)
+    server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             if task.done():
-                task.result()  # surfaces the start-up error
-                raise RuntimeError(f"server on {host}:{port} stopped before starting")
+                # uvicorn logs why (usually the port is taken) and raises SystemExit: left in
+                # the task it would surface as "Task exception was never retrieved".
+                with contextlib.suppress(SystemExit):
+                    task.result()  # surfaces any other start-up error
+                raise OSError(f"cannot serve on {host}:{port} (see the log above)")
             await asyncio.sleep(0.01)
         yield f"http://{host}:{port}"
     finally:

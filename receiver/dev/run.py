@@ -2,21 +2,31 @@
 
 Everything runs in one process on loopback so anyone can try the whole pipeline without
 360dialog credentials: post with `hub-receiver send-test channel_live`, then look at the
-sink (`GET <sink>/_received`) and at the mailbox lines printed here.
+sink (`GET <sink>/_received`) and at the mailbox lines printed here. `--fakes-only` runs the
+fakes without the service, for trying `serve` + `worker` (PostgreSQL, Redis) by hand: it
+prints the environment that points them at the fakes.
+
+The process's signals are dev's own (the embedded servers leave them alone): Ctrl-C or
+SIGTERM stops everything at once; only jobs that are running get a moment to finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import shlex
+import signal
+import socket
+from collections.abc import Callable, Mapping
 
 import uvicorn
 
 from receiver.app import create_app
 from receiver.db.migrate import upgrade_async
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
-from receiver.dev.loopback import serve_app
+from receiver.dev.loopback import EmbeddedServer, serve_app
 from receiver.dev.mailbox import Mailbox, run_mailbox
 from receiver.dev.sample_data import default_state
 from receiver.dev.sink import SinkState, create_sink_app
@@ -26,6 +36,76 @@ log = logging.getLogger("receiver.dev")
 
 DEV_PARTNER_ID = "devPA"
 DEV_API_KEY = "dev-api-key"
+DEV_HOST = "127.0.0.1"
+HUB_PORT = 8701
+SINK_PORT = 8702
+SMTP_PORT = 8025
+MAIL_SENDER = "hub-receiver@localhost"
+
+Announce = Callable[[str], None]
+
+
+class DevError(Exception):
+    """Something the user must change before `dev` can run (a port in use); no traceback."""
+
+
+def fakes_environment(
+    *,
+    host: str = DEV_HOST,
+    hub_port: int = HUB_PORT,
+    sink_port: int = SINK_PORT,
+    smtp_port: int = SMTP_PORT,
+    with_sinks: bool = True,
+) -> dict[str, str]:
+    """The variables that point hub-receiver at the dev fakes.
+
+    `dev` gives them to its own service only (it changes nothing in your shell); other
+    commands (`serve`, `worker`, `rules test`) see them once they are exported.
+    """
+    env = {
+        "D360_PARTNER_ID": DEV_PARTNER_ID,
+        "D360_API_KEY": DEV_API_KEY,
+        "D360_API_BASE": f"http://{host}:{hub_port}",
+    }
+    if with_sinks:
+        # The shipped rules (routing_rules/default.yaml) send the team's messages to
+        # ${OPS_NOTIFY_URL}; the sink records whatever arrives under any path.
+        env["OPS_NOTIFY_URL"] = f"json://{host}:{sink_port}/ops"
+        env["CLIENT_EMAIL_URL"] = f"mailto://{host}:{smtp_port}?from={MAIL_SENDER}"
+    return env
+
+
+def export_line(env: Mapping[str, str]) -> str:
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+
+
+def unconfigured_targets_note(names: list[str]) -> str:
+    """Why `rules test` run beside `dev` finds the team's target unconfigured, and the fix."""
+    env = fakes_environment()
+    wanted = {name: env[name] for name in ("OPS_NOTIFY_URL", "CLIENT_EMAIL_URL")}
+    return (
+        f"note: not configured in this shell: {', '.join(names)}. Targets read their URLs "
+        "from the environment of the command that runs (OPS_NOTIFY_URL, ...); `hub-receiver "
+        "dev` sets them for its own service only. To see here what dev sends:\n  "
+        + export_line(wanted)
+    )
+
+
+def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
+    """Raise DevError naming the first port (and what it is for) that cannot be bound."""
+    for what, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # Bound the way uvicorn binds, so a port in TIME_WAIT counts as free as it does there.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                reason = (
+                    "is already in use (another `hub-receiver dev`?)"
+                    if exc.errno == errno.EADDRINUSE
+                    else f"cannot be used: {exc.strerror or exc}"
+                )
+                raise DevError(f"port {port} on {host} for {what} {reason}") from None
 
 
 async def _watch_mailbox(mailbox: Mailbox) -> None:
@@ -37,6 +117,19 @@ async def _watch_mailbox(mailbox: Mailbox) -> None:
         seen = len(mailbox.messages)
 
 
+def _stop_on_signals(on_signal: Callable[[], None]) -> Callable[[], None]:
+    """Call `on_signal` on SIGINT and SIGTERM; return the function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+
+    def remove() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
 async def run_dev(
     base: Settings,
     *,
@@ -46,11 +139,31 @@ async def run_dev(
     sink_port: int,
     smtp_port: int,
     hub_port: int,
+    fakes_only: bool = False,
+    announce: Announce = print,
 ) -> None:
+    """Run the fakes (and the service unless `fakes_only`) until SIGINT or SIGTERM."""
+    ports = {} if fakes_only else {"the service (--port)": port}
+    ports["the fake Partner API (--hub-port)"] = hub_port
+    if with_sinks or fakes_only:
+        ports["the chat sink (--sink-port)"] = sink_port
+        ports["the SMTP mailbox (--smtp-port)"] = smtp_port
+    check_ports_free(host, ports)
+
+    stop = asyncio.Event()
+    server: uvicorn.Server | None = None
+
+    def on_signal() -> None:
+        if stop.is_set() and server is not None:
+            server.force_exit = True  # a second Ctrl-C: do not wait for open connections
+        stop.set()
+
     hub_state: FakeHubState = default_state(DEV_PARTNER_ID)
     hub_app = create_fake_hub_app(hub_state, api_key=DEV_API_KEY)
     async with contextlib.AsyncExitStack() as stack:
-        hub_url = await stack.enter_async_context(serve_app(hub_app, port=hub_port))
+        stack.callback(_stop_on_signals(on_signal))
+        hub_url = await stack.enter_async_context(serve_app(hub_app, host=host, port=hub_port))
+        lines = [("fake Partner API", f"{hub_url}  (partner id {DEV_PARTNER_ID})")]
         overrides: dict[str, object] = {
             "d360_partner_id": DEV_PARTNER_ID,
             "d360_api_key": DEV_API_KEY,
@@ -58,31 +171,57 @@ async def run_dev(
             "host": host,
             "port": port,
         }
-        if with_sinks:
-            sink_state = SinkState()
+        env = fakes_environment(
+            host=host, hub_port=hub_port, sink_port=sink_port, smtp_port=smtp_port
+        )
+        if with_sinks or fakes_only:
             sink_url = await stack.enter_async_context(
-                serve_app(create_sink_app(sink_state), port=sink_port)
+                serve_app(create_sink_app(SinkState()), host=host, port=sink_port)
             )
-            mailbox = stack.enter_context(run_mailbox(smtp_port))
-            overrides["client_email_url"] = mailbox.apprise_url(sender="hub-receiver@localhost")
-            # The shipped rules (routing_rules/default.yaml) send ops messages to ${OPS_NOTIFY_URL}.
-            overrides["rules_env"] = {
-                "OPS_NOTIFY_URL": sink_url.replace("http://", "json://", 1) + "/ops",
-                **base.rules_env,
-            }
+            mailbox = stack.enter_context(run_mailbox(smtp_port, host=host))
+            overrides["client_email_url"] = env["CLIENT_EMAIL_URL"]
+            overrides["rules_env"] = {"OPS_NOTIFY_URL": env["OPS_NOTIFY_URL"], **base.rules_env}
             watcher = asyncio.create_task(_watch_mailbox(mailbox))
             stack.callback(watcher.cancel)
-            log.info(
-                "dev sink and mailbox up",
-                extra={"sink": f"{sink_url}/_received", "smtp_port": mailbox.port},
+            lines.append(("chat sink", f"{sink_url}/_received  (what the team's chat got)"))
+            lines.append(("mailbox", f"smtp://{host}:{mailbox.port}  (each email is logged here)"))
+
+        if fakes_only:
+            announce(_banner("hub-receiver dev --fakes-only: the fakes, no service", lines))
+            announce(
+                "Point `serve` and `worker` at them (each in its own shell), e.g.:\n  "
+                + export_line(env)
             )
+            await stop.wait()
+            return
+
         settings = base.with_overrides(**overrides)
         await upgrade_async(settings.database_url)
-        log.info("dev fake Partner API up", extra={"url": hub_url, "partner_id": DEV_PARTNER_ID})
         config = uvicorn.Config(
             create_app(settings), host=host, port=port, log_config=None, access_log=False
         )
-        await uvicorn.Server(config).serve()
+        server = EmbeddedServer(config)
+        task = asyncio.create_task(server.serve(), name="dev service")
+        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
+            await asyncio.sleep(0.02)
+        if not server.started:
+            with contextlib.suppress(BaseException):
+                task.result()
+            raise DevError(f"the service could not start on {host}:{port} (see the log above)")
+        service = f"http://{host}:{port}"
+        lines.insert(0, ("service", f"{service}  (hub-receiver send-test channel_live)"))
+        announce(_banner("hub-receiver dev is running", lines))
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        server.should_exit = True
+        await task
+
+
+def _banner(title: str, lines: list[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in lines)
+    body = "\n".join(f"  {name.ljust(width)}  {value}" for name, value in lines)
+    return f"{title} (Ctrl-C stops it):\n{body}"
 
 
 def dev_settings() -> Settings:

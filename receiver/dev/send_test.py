@@ -51,6 +51,13 @@ def post(
         headers["x-360dialog-signature"] = sign(body, signing_secret.encode())
     elif shared_secret:
         headers[shared_secret_header] = shared_secret
-    return httpx.post(
-        f"{base_url.rstrip('/')}/webhooks/partner", content=body, headers=headers, timeout=timeout
-    )
+    url = f"{base_url.rstrip('/')}/webhooks/partner"
+    try:
+        return httpx.post(url, content=body, headers=headers, timeout=timeout)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        # Connection refused, timed out, a URL that is not http(s): say where and why in one
+        # line, never with a traceback.
+        reason = str(exc) or type(exc).__name__
+        raise SendTestError(
+            f"cannot post to {url}: {reason} (is `hub-receiver serve` or `dev` running there?)"
+        ) from None

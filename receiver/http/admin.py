@@ -3,8 +3,10 @@
 Behind `ADMIN_TOKEN` as a bearer token: unset, the API does not exist (404); a missing token
 answers 401, a wrong one 403 (compared in constant time). Answers are JSON; listings take
 `limit` (1-200), `cursor` (the `next_cursor` of the previous page) or `offset`, and filters
-(`since`/`until` ISO times, `type`, `channel`, `client`, `state`, ...). Target URLs appear
-only masked; settings are never shown. Every call is logged with its action and outcome.
+(`since`/`until` ISO times or durations back from now, `type`, `channel`, `client`, `state`,
+...); a value that cannot select anything answers 422. Target URLs appear only masked;
+settings are never shown. Every call is logged with its action and outcome; the query string
+only when it was answered (a refused request may carry a token pasted into the URL).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -74,16 +76,19 @@ def admin(action: str) -> Callable[[Handler], Handler]:
             if response is None:
                 try:
                     response = await handler(request)
-                except InvalidParameterError as exc:
+                except (InvalidParameterError, records.FilterError) as exc:
                     response = json_error(422, "invalid_parameter", str(exc))
-            fields = {
+            fields: dict[str, object] = {
                 "action": action,
                 "method": request.method,
                 "path": request.url.path,
-                "query": str(request.query_params),
+                # Names only unless answered: `?token=...` sent by mistake must not be logged.
+                "params": sorted(request.query_params),
                 "status": response.status_code,
                 "remote": request.client.host if request.client else None,
             }
+            if response.status_code < 400:
+                fields["query"] = str(request.query_params)
             if response.status_code in (401, 403):
                 log.warning("admin request refused", extra=fields)
             else:
@@ -113,12 +118,9 @@ def _time(request: Request, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidParameterError(
-            f"{name} must be an ISO 8601 time, e.g. 2026-03-02T10:00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        return records.parse_time(value, now=_services(request).clock())
+    except records.FilterError as exc:
+        raise InvalidParameterError(f"{name}: {exc}") from None
 
 
 def _int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
@@ -148,7 +150,7 @@ def _window(request: Request, *, numeric_cursor: bool) -> records.Window:
     offset = _int(request, "offset", default=0, low=0, high=1_000_000)
     if cursor is not None and offset:
         raise InvalidParameterError("use either cursor or offset, not both")
-    if cursor is not None and numeric_cursor and not cursor.isdigit():
+    if cursor is not None and numeric_cursor and records.parse_id(cursor) is None:
         raise InvalidParameterError("cursor must be a next_cursor value from a previous page")
     limit = _int(request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     return records.Window(limit=limit, cursor=cursor, offset=offset)
@@ -165,7 +167,15 @@ def _filters(request: Request) -> records.Filters:
         state=q.get("state") or None,
         rule=q.get("rule") or None,
         target=q.get("target") or None,
+        external_id=q.get("external_id") or None,
+        search=q.get("search") or None,
     )
+
+
+def _path_id(request: Request, name: str) -> int | None:
+    """The id in the path; None for one no row can have (beyond 64 bits): answered 404."""
+    value: int = request.path_params[name]
+    return value if 0 <= value <= records.MAX_ID else None
 
 
 def _services(request: Request) -> Services:
@@ -180,11 +190,12 @@ def _actor(request: Request) -> str:
 # --- events --------------------------------------------------------------------------------
 
 EVENT_FILTERS = ("since", "until", "type", "channel", "client", "state")
+EVENT_LOOKUPS = ("external_id", "search")
 
 
 @admin("list events")
 async def list_events(request: Request) -> Response:
-    _check_names(request, (*PAGING, *EVENT_FILTERS))
+    _check_names(request, (*PAGING, *EVENT_FILTERS, *EVENT_LOOKUPS))
     page = await records.list_events(
         _services(request),
         filters=_filters(request),
@@ -196,18 +207,20 @@ async def list_events(request: Request) -> Response:
 @admin("show event")
 async def show_event(request: Request) -> Response:
     _check_names(request, ())
-    event_id: int = request.path_params["event_id"]
-    detail = await records.event_detail(_services(request), event_id)
+    event_id = _path_id(request, "event_id")
+    detail = await records.event_detail(_services(request), event_id) if event_id else None
     if detail is None:
-        return json_error(404, "not_found", f"no event {event_id}")
+        return json_error(404, "not_found", f"no event {request.path_params['event_id']}")
     return JSONResponse(detail)
 
 
 @admin("replay event")
 async def replay_event(request: Request) -> Response:
     _check_names(request, ("dry_run", "force"))
-    event_id: int = request.path_params["event_id"]
+    event_id = _path_id(request, "event_id")
     dry_run, force = _flag(request, "dry_run"), _flag(request, "force")
+    if event_id is None:
+        return json_error(404, "not_found", f"no event {request.path_params['event_id']}")
     try:
         report = await replay(
             _services(request), event_ids=[event_id], dry_run=dry_run, force=force
@@ -263,10 +276,10 @@ async def list_deliveries(request: Request) -> Response:
 @admin("show delivery")
 async def show_delivery(request: Request) -> Response:
     _check_names(request, ())
-    delivery_id: int = request.path_params["delivery_id"]
-    detail = await records.delivery_detail(_services(request), delivery_id)
+    delivery_id = _path_id(request, "delivery_id")
+    detail = await records.delivery_detail(_services(request), delivery_id) if delivery_id else None
     if detail is None:
-        return json_error(404, "not_found", f"no delivery {delivery_id}")
+        return json_error(404, "not_found", f"no delivery {request.path_params['delivery_id']}")
     return JSONResponse(detail)
 
 
@@ -274,7 +287,9 @@ async def show_delivery(request: Request) -> Response:
 async def retry(request: Request) -> Response:
     _check_names(request, ())
     services = _services(request)
-    delivery_id: int = request.path_params["delivery_id"]
+    delivery_id = _path_id(request, "delivery_id")
+    if delivery_id is None:
+        return json_error(404, "not_found", f"no delivery {request.path_params['delivery_id']}")
     result = await retry_delivery(services, delivery_id, requested_by=_actor(request))
     if result.state is None:
         return json_error(404, "not_found", f"no delivery {delivery_id}")
@@ -282,7 +297,7 @@ async def retry(request: Request) -> Response:
         return json_error(
             409,
             "not_retryable",
-            f"delivery {delivery_id} is {result.state}; only dead or failed deliveries "
+            f"delivery {delivery_id} is {result.state}; only dead, failed or held deliveries "
             "can be retried",
         )
     detail: dict[str, Any] = await records.delivery_detail(services, delivery_id) or {}

@@ -9,6 +9,8 @@ to `PERMISSION_REDIRECT_URL`), and a friendly 400 page for a link we cannot read
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import html
 import logging
 from datetime import timedelta
@@ -30,18 +32,38 @@ log = logging.getLogger("receiver.callback")
 DEDUP_WINDOW_SECONDS = 600
 MAX_QUERY = 8192
 
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;"
+    "color:#1f2933}h1{font-size:1.4rem}p{line-height:1.5}"
+)
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
-color:#1f2933}}h1{{font-size:1.4rem}}p{{line-height:1.5}}</style></head>
+<style>{style}</style></head>
 <body><h1>{title}</h1><p>{message}</p></body></html>
 """
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+
+# The page runs no script, loads nothing and may not be framed; its URL carries the
+# client's and channels' ids, so no Referer leaves it (nor the redirect to
+# PERMISSION_REDIRECT_URL), and no cache keeps it.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
 
 
 def page(title: str, message: str, status: int) -> HTMLResponse:
     return HTMLResponse(
-        _PAGE.format(title=html.escape(title), message=html.escape(message)), status_code=status
+        _PAGE.format(title=html.escape(title), message=html.escape(message), style=_STYLE),
+        status_code=status,
+        headers=SECURITY_HEADERS,
     )
 
 
@@ -164,7 +186,9 @@ async def permission_callback(request: Request) -> Response:
     if redirect:
         query = urlencode({"client": claim.client_id, "channels": ",".join(claim.channels)})
         separator = "&" if "?" in redirect else "?"
-        return RedirectResponse(f"{redirect}{separator}{query}", status_code=303)
+        return RedirectResponse(
+            f"{redirect}{separator}{query}", status_code=303, headers=SECURITY_HEADERS
+        )
     granted = len(claim.channels)
     message = (
         f"Thank you. We received access to {granted} number{'s' if granted != 1 else ''}"

@@ -1,9 +1,10 @@
 """`POST /webhooks/partner`: authenticate, parse, commit, then answer.
 
-Order of checks: content type (415), size (413, never buffering past the limit),
-authentication (401, recorded), JSON (400), object (422). Then the event is committed
-through the group-commit writer; only a committed event gets a 2xx. A database that cannot
-commit answers 503 so 360dialog retries.
+Order of checks: content type and content encoding (415), size (413, never buffering past
+the limit), arrival within `BODY_TIMEOUT` (408), authentication (401, recorded), UTF-8 and
+JSON (400), object (422). Then the event is committed through the group-commit writer;
+only a committed event gets a 2xx. A database that cannot commit answers 503 so 360dialog
+retries. A request head over `MAX_HEADER_BYTES` never gets here (431, `http/server.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from receiver.http.body import BodyTooLargeError, read_limited_body
+from receiver.http.body import BodyTimeoutError, BodyTooLargeError, read_limited_body
 from receiver.http.errors import json_error
 from receiver.ingest.payload import parse_event, webhook_dedup_key
 from receiver.ingest.signature import authenticate
@@ -31,6 +32,8 @@ SIGNATURE_HEADER = "x-360dialog-signature"
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-forwarded-for", "x-request-id")
 ENDPOINT = "webhooks/partner"
 ID_COLUMN_SIZE = 64
+# 360dialog sends plain JSON; a compressed body would only fail later as "not UTF-8".
+ACCEPTED_ENCODINGS = ("", "identity")
 
 
 def is_json_content_type(value: str | None) -> bool:
@@ -87,8 +90,20 @@ async def _handle(request: Request, services: Services) -> Response:
             reason="unsupported_media_type",
             detail="send the event as JSON with Content-Type: application/json",
         )
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ACCEPTED_ENCODINGS:
+        return _reject(
+            services,
+            request,
+            status=415,
+            reason="unsupported_content_encoding",
+            detail=f"Content-Encoding {encoding[:40]!r} is not accepted; send the JSON "
+            "uncompressed (no Content-Encoding)",
+        )
     try:
-        body = await read_limited_body(request, settings.max_body_bytes)
+        body = await read_limited_body(
+            request, settings.max_body_bytes, timeout=settings.body_timeout
+        )
     except BodyTooLargeError:
         return _reject(
             services,
@@ -97,6 +112,22 @@ async def _handle(request: Request, services: Services) -> Response:
             reason="body_too_large",
             detail=f"the body exceeds {settings.max_body_bytes} bytes",
         )
+    except BodyTimeoutError:
+        log.info(
+            "webhook refused: body not received within %ss; answered 408",
+            settings.body_timeout,
+            extra={"reason": "body_timeout"},
+        )
+        response = _reject(
+            services,
+            request,
+            status=408,
+            reason="body_timeout",
+            detail=f"the body did not arrive within {settings.body_timeout:g} seconds",
+        )
+        # The rest of the body may still come: this connection cannot carry another request.
+        response.headers["connection"] = "close"
+        return response
     auth = authenticate(
         body=body,
         signature=request.headers.get(SIGNATURE_HEADER),
@@ -115,7 +146,18 @@ async def _handle(request: Request, services: Services) -> Response:
             size=len(body),
         )
     try:
-        document: Any = orjson.loads(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _reject(
+            services,
+            request,
+            status=400,
+            reason="invalid_utf8",
+            detail=f"body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset "
+            f"{exc.start}); send the JSON encoded as UTF-8",
+        )
+    try:
+        document: Any = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return _reject(
             services,
@@ -135,12 +177,17 @@ async def _handle(request: Request, services: Services) -> Response:
         )
     parsed = parse_event(document)
     correlation_id = new_correlation_id()
+    # Never the shared-secret header, whatever it is named (the signature is only noted).
+    secret_header = settings.webhook_shared_secret_header.lower()
     headers: dict[str, str | bool] = {
-        name: request.headers[name][:200] for name in KEPT_HEADERS if name in request.headers
+        name: request.headers[name][:200]
+        for name in KEPT_HEADERS
+        if name in request.headers and name != secret_header
     }
     headers["signature_present"] = SIGNATURE_HEADER in request.headers
     row: dict[str, Any] = {
         "dedup_key": webhook_dedup_key(document, parsed, body),
+        "external_id": parsed.delivery_id,  # at most MAX_FIELD (200), the column's size
         "correlation_id": correlation_id,
         "source": "webhook",
         "event_type": parsed.event_type[:100],
@@ -150,7 +197,7 @@ async def _handle(request: Request, services: Services) -> Response:
         "client_id": clamp(parsed.client_id),
         "phone_number": clamp(parsed.phone_number),
         "received_at": services.clock(),
-        "raw_body": body.decode("utf-8"),
+        "raw_body": text,
         "headers": headers,
         "verification": auth.verification.value,
         "parsed": parsed.model_dump(exclude_none=True),

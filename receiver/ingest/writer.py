@@ -67,6 +67,7 @@ class EventWriter:
         # insertmanyvalues): compiled once and cached, where `.values([...])` compiled a new
         # statement for every batch and cost half the web process's CPU under load.
         table = Base.metadata.tables["events"]
+        self._columns = frozenset(table.c.keys())
         self._statement = (
             insert_for(table)
             .on_conflict_do_nothing(index_elements=["dedup_key"])
@@ -169,9 +170,14 @@ class EventWriter:
         unique: dict[str, dict[str, Any]] = {}
         for row in rows:
             unique.setdefault(row["dedup_key"], row)
+        # An executemany takes its columns from the first row: a webhook row and a callback
+        # row (claim, no external id) in one batch must carry the same keys, or the batch
+        # fails (a missing key) or silently drops a value (an extra one).
+        columns = {name for row in unique.values() for name in row if name in self._columns}
+        batch = [{name: row.get(name) for name in columns} for row in unique.values()]
         results: dict[str, WriteResult] = {}
         async with self._engine.begin() as conn:
-            inserted = await conn.execute(self._statement, list(unique.values()))
+            inserted = await conn.execute(self._statement, batch)
             for event_id, key in inserted.all():
                 results[key] = WriteResult(event_id=event_id, duplicate=False)
             missing = [key for key in unique if key not in results]

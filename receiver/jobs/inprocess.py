@@ -36,6 +36,7 @@ class InProcessQueue:
         self._max_tries = max_tries
         self._active: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None] | None] = set()
         self._closing = False
 
     async def enqueue_many(self, jobs: Sequence[JobRequest]) -> None:
@@ -53,9 +54,13 @@ class InProcessQueue:
         try:
             while True:
                 if delay > 0:
+                    if self._closing:
+                        return  # its row stays due: the next start's sweep brings it back
                     await asyncio.sleep(delay)
                 async with self._semaphore:
                     ctx = {**self._ctx, "job_try": job_try, "job_id": job.job_id}
+                    task = asyncio.current_task()
+                    self._running.add(task)
                     try:
                         await self._functions[job.function](ctx, job.arg)
                         return
@@ -69,6 +74,8 @@ class InProcessQueue:
                         # keeps its state, so the sweep brings the work back later.
                         log.exception("job %s failed", job.job_id)
                         return
+                    finally:
+                        self._running.discard(task)
         finally:
             self._active.discard(job.job_id)
 
@@ -84,6 +91,10 @@ class InProcessQueue:
 
     async def close(self, grace: float = 10.0) -> None:
         self._closing = True
+        # A job asleep until its retry time (a failed send waits 30 s) or waiting for a slot
+        # has nothing to finish: stop it now, so only running jobs hold up a Ctrl-C.
+        for task in self._tasks - self._running:
+            task.cancel()
         running = list(self._tasks)
         if not running:
             return

@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import or_, update
 
 from receiver.db.errors import database_unavailable
-from receiver.db.tables import Delivery, Event
+from receiver.db.tables import Event
 from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.jobs.relay import DELIVER
@@ -38,12 +38,12 @@ from receiver.pipeline.enrich import (
     retry_delay,
 )
 from receiver.pipeline.route import (
-    CLIENT_TARGET,
-    RoutingInput,
     is_permission_event,
     known_client,
     load_snapshots,
+    revive_client_deliveries,
     route,
+    routing_input,
 )
 from receiver.pipeline.snapshots import ChannelUpdate, store_channel, store_client
 from receiver.services import Services
@@ -207,32 +207,22 @@ async def _process(services: Services, event: Event) -> None:
         channel, client = await load_snapshots(
             session, channel_id=channel_id, client_id=event.client_id
         )
-        if verdict is not None:
-            trusted, reason = verdict.claim == "confirmed", verdict.reason
-        elif enrichment.state == "enriched":
-            trusted, reason = True, None
-        elif event.verification != "none":
-            trusted, reason = True, None  # an authenticated 360dialog payload
-        else:
-            trusted, reason = (
-                False,
-                "the event is unauthenticated and the Partner API did not confirm it",
-            )
         created = await route(
             session,
-            RoutingInput(
-                event=event,
+            routing_input(
+                event,
                 channel=channel,
                 client=client,
                 change=update_.change,
                 enriched=enrichment.state == "enriched",
-                client_trusted=trusted,
-                distrust_reason=reason,
+                claim=verdict.claim if verdict else event.claim,
+                claim_reason=verdict.reason if verdict else event.claim_reason,
             ),
             rules=loaded.rules,
             renderer=loaded.renderer,
             now=now,
             status_why=update_.change.why if update_.change else None,
+            client_cap=services.settings.client_max_per_hour,
         )
         await session.execute(
             update(Event)
@@ -250,6 +240,8 @@ async def _process(services: Services, event: Event) -> None:
             )
         )
     await after_commit(services, created, change=update_)
+    if verdict is not None:
+        services.metrics.permission_claims.labels(claim=verdict.claim).inc()
     log.info(
         "event processed",
         extra={
@@ -268,7 +260,14 @@ async def _process(services: Services, event: Event) -> None:
 async def apply_enrichment(
     session: Any, event: Event, enrichment: Enrichment, *, now: datetime
 ) -> ChannelUpdate:
-    """Store what enrichment (or, failing it, the payload) says about client and channel."""
+    """Store what enrichment (or, failing it, the payload) says about client and channel.
+
+    The event object also takes this run's enrichment state and error (the row gets them with
+    the `processed` mark, in the same transaction), so routing can tell a message's reader
+    why Partner API details are missing.
+    """
+    event.enrichment = enrichment.state
+    event.enrichment_error = enrichment.error
     data = payload_data(event)
     if enrichment.client is not None:
         await store_client(session, enrichment.client, now=now, source="partner_api")
@@ -313,7 +312,7 @@ async def after_commit(
             from_status=change.change.from_status or "none", to_status=change.change.to_status
         ).inc()
     for _id, state, kind in created:
-        if state in ("skipped", "throttled"):
+        if state in ("skipped", "throttled", "held"):
             services.metrics.deliveries.labels(target_kind=kind, outcome=state).inc()
     pending = [delivery_id for delivery_id, state, _kind in created if state == "pending"]
     if not pending:
@@ -377,49 +376,61 @@ async def reenrich_event(ctx: JobContext, event_id: int) -> None:
         if enrichment.state != "enriched":
             return
         loaded = services.rules.loaded
+        # A permission claim the Partner API could not check then is judged now, exactly as
+        # processing would have judged it.
+        verdict = (
+            judge_claim(claimed_client=event.client_id, enrichment=enrichment)
+            if is_permission_event(event)
+            else None
+        )
         async with services.sessions.begin() as session:
             update_ = await apply_enrichment(session, event, enrichment, now=now)
             channel_id = await resolve_channel_id(session, event, update_)
             channel, client = await load_snapshots(
                 session, channel_id=channel_id, client_id=event.client_id
             )
+            item = routing_input(
+                event,
+                channel=channel,
+                client=client,
+                change=update_.change,
+                enriched=True,
+                claim=verdict.claim if verdict else event.claim,
+                claim_reason=verdict.reason if verdict else event.claim_reason,
+            )
             created = await route(
                 session,
-                RoutingInput(
-                    event=event,
-                    channel=channel,
-                    client=client,
-                    change=update_.change,
-                    enriched=True,
-                    client_trusted=not is_permission_event(event),
-                    distrust_reason="permission claims are confirmed when first processed",
-                ),
+                item,
                 rules=loaded.rules,
                 renderer=loaded.renderer,
                 now=now,
                 status_why=update_.change.why if update_.change else None,
+                client_cap=services.settings.client_max_per_hour,
             )
             await session.execute(
                 update(Event)
                 .where(Event.id == event.id)
-                .values(enrichment="enriched_late", enrichment_error=None, next_attempt_at=None)
-            )
-            owner = channel.client_id if channel is not None else None
-            if owner is not None and not is_permission_event(event):
-                # A client message skipped only because nobody could confirm the owner then:
-                # the Partner API has now confirmed it, so the message goes out after all.
-                revived = await session.execute(
-                    update(Delivery)
-                    .where(
-                        Delivery.event_id == event.id,
-                        Delivery.target_name == CLIENT_TARGET,
-                        Delivery.state == "skipped",
-                        Delivery.client_id.is_(None),
-                    )
-                    .values(state="pending", client_id=owner, last_error=None, updated_at=now)
-                    .returning(Delivery.id, Delivery.target_kind)
+                .values(
+                    enrichment="enriched_late",
+                    enrichment_error=None,
+                    next_attempt_at=None,
+                    claim=item.claim,
+                    claim_reason=verdict.reason if verdict else event.claim_reason,
                 )
-                created += [(row_id, "pending", kind) for row_id, kind in revived]
+            )
+            # A client message skipped only because nobody could confirm the owner (or the
+            # claim) then: the Partner API has now, so it goes out after all, within the cap.
+            # An unauthenticated webhook stays untrusted: enrichment cannot vouch for it.
+            created += await revive_client_deliveries(
+                session,
+                item,
+                rules=loaded.rules,
+                renderer=loaded.renderer,
+                cap=services.settings.client_max_per_hour,
+                now=now,
+            )
+        if verdict is not None:
+            services.metrics.permission_claims.labels(claim=verdict.claim).inc()
         services.metrics.enrichment.labels(outcome="enriched_late").inc()
         log.info("event enriched late", extra={"deliveries": len(created)})
         await after_commit(services, created, change=update_)

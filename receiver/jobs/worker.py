@@ -4,12 +4,17 @@ Every job is idempotent (it checks and claims its row first), because arq runs a
 when a worker dies mid-run. Only `Retry` retries in arq: our jobs raise `RetryLater`, turned
 into `Retry` here. Results are not kept (`keep_result=0`) so a finished job id can be
 enqueued again at once, e.g. for a delivery's next attempt.
+
+On SIGTERM or SIGINT (a deploy, a scale-down, Ctrl-C) the worker takes no new job, lets the
+running ones finish for up to `SHUTDOWN_GRACE` seconds, hands the rest back to the queue
+(arq re-queues a cancelled job at once) and exits 0: a deploy is not a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Any
 
 from arq import Retry
@@ -29,6 +34,10 @@ log = logging.getLogger("receiver.worker")
 
 MAX_TRIES = 50
 PROCESS_TIMEOUT = 90.0
+# Seconds a stopping worker gives its running jobs before handing them back. Below the 10 s
+# Docker (and most PaaS, 30 s) wait between SIGTERM and SIGKILL, so the hand-back happens
+# before the kill; almost every job takes milliseconds, only a send to a slow target more.
+SHUTDOWN_GRACE = 8
 
 
 def _as_arq(name: str, function: JobFunction, *, timeout: float) -> Function:
@@ -90,6 +99,9 @@ def build_worker(
         job_deserializer=job_deserializer,
         burst=burst,
         handle_signals=handle_signals,
+        # With a wait, arq's signal handler stops picking jobs and waits for the running
+        # ones; without, it cancels them at once (re-queued, but a send may be cut short).
+        job_completion_wait=SHUTDOWN_GRACE,
         health_check_interval=15,
         # How long an idle worker waits before looking at the queue again: it is most of
         # the end-to-end latency at low load, and costs a cheap Redis call per poll.
@@ -104,13 +116,25 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     arq ends its main loop when it loses Redis; whatever jobs are still running would then
     be cancelled by the loop's shutdown, possibly between a send and its record. Waiting
     for them here (bounded) keeps that from turning into a second send.
+
+    On a signal arq stops by cancelling its own main task: that CancelledError is the
+    normal end of a worker, so it ends here instead of as a traceback and exit status 1.
     """
     worker = build_worker(settings, burst=burst)
+    stopped_by: list[signal.Signals] = []
+    worker.on_stop = stopped_by.append
     try:
         await worker.async_run()
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if not stopped_by or (current is not None and current.cancelling()):
+            raise  # cancelled from outside, not stopped by a signal: not ours to swallow
     finally:
         running = [task for task in worker.tasks.values() if not task.done()]
         if running:
             log.info("waiting for %d running jobs before stopping", len(running))
             await asyncio.wait(running, timeout=settings.delivery_timeout + 20)
         await worker.close()
+    if stopped_by:
+        # arq's own "shutdown on SIGTERM, wait complete" line has the job counts.
+        log.info("worker stopped", extra={"signal": stopped_by[0].name})

@@ -65,6 +65,26 @@ def facts_of(
     return facts
 
 
+# Why a message carries no Partner API details, by the event's `enrichment` state. Only a
+# Partner API that could not be reached is "unavailable": saying so when it was never
+# configured, or when it answered that it knows no such number, sends ops chasing an outage.
+_MISSING_DETAILS: dict[str, str] = {
+    "not_configured": "Partner API not configured (D360_PARTNER_ID and a key are unset)",
+    "not_found": "the Partner API does not know this number or client",
+    "not_enriched": "Partner API unavailable",
+}
+# Failures that reached the Partner API and were refused (HTTP 4xx), as
+# `receiver.pipeline.enrich.describe()` words them.
+_REFUSED = ("Partner API auth ", "Partner API client ")
+
+
+def missing_details(enrichment: str | None, error: str | None = None) -> str | None:
+    """Why the event has no Partner API details, or None when it has them (or needs none)."""
+    if enrichment == "not_enriched" and error is not None and error.startswith(_REFUSED):
+        return f"the Partner API refused the lookup ({error})"
+    return _MISSING_DETAILS.get(enrichment or "")
+
+
 def build_context(
     subject: RoutingSubject,
     *,
@@ -73,14 +93,24 @@ def build_context(
     received_at: datetime | None = None,
     status_why: str | None = None,
     enriched: bool = True,
+    enrichment: str | None = None,
+    enrichment_error: str | None = None,
 ) -> dict[str, Any]:
     """Return the template variables for one (event, rule).
 
-    `event` (type, id, received_at, correlation_id, enriched, fields, data), `channel`,
-    `client` (mappings or None), `status_change` (from, to, why, or None), `facts`
-    (phone_number, client_name, ... each a string or None), `rule` (its name). The
-    renderer adds `links` and `audience`.
+    `event` (type, id, received_at, correlation_id, enriched, enrichment, missing_details,
+    fields, data), `channel`, `client` (mappings or None), `status_change` (from, to, why,
+    or None), `facts` (phone_number, client_name, ... each a string or None), `rule` (its
+    name). The renderer adds `links` and `audience`.
+
+    `enrichment` is the event's enrichment state (enriched, not_found, not_enriched,
+    not_configured, not_needed, enriched_late) and `enrichment_error` the error it recorded;
+    without a state, `enriched=False` only says details are missing, not why.
     """
+    if enrichment is not None:
+        missing = missing_details(enrichment, enrichment_error)
+    else:
+        missing = None if enriched else "no Partner API details"
     event = subject.event
     status_change = None
     if subject.status_change is not None:
@@ -93,6 +123,8 @@ def build_context(
             "received_at": received_at.isoformat() if received_at else None,
             "correlation_id": correlation_id,
             "enriched": enriched,
+            "enrichment": enrichment,
+            "missing_details": missing,
             "fields": event,
             "data": event.get("data"),
         },

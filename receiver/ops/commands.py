@@ -12,6 +12,7 @@ from receiver.ops.retention import run_retention
 from receiver.routing.errors import RulesError
 from receiver.services import base_services, load_rules_holder
 from receiver.settings import Settings
+from receiver.terminal import clean_lines
 
 
 async def replay_command(
@@ -49,7 +50,8 @@ async def replay_command(
         return 2
     finally:
         await services.engine.dispose()
-    print(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
+    # Channel ids and errors in the report come from outside: no control characters.
+    print(json.dumps(report.to_dict(), indent=2) if as_json else clean_lines(report.format()))
     if not dry_run:
         print(
             "new deliveries are sent by the running service within SWEEP_INTERVAL", file=sys.stderr

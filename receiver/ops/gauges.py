@@ -22,7 +22,7 @@ from receiver.services import Services
 
 log = logging.getLogger("receiver.ops.gauges")
 
-OPEN_DELIVERY_STATES = ("pending", "sending", "failed", "dead")
+OPEN_DELIVERY_STATES = ("pending", "sending", "failed", "dead", "held")
 QUERY_TIMEOUT = 2.0
 
 

@@ -1,25 +1,49 @@
-"""Read models for the admin API (and the CLI): pages of events, channels and deliveries.
+"""Read models for the admin API and the CLI: pages of events, channels and deliveries.
 
 Listings are newest first (channels: by id) with keyset cursors, so paging stays cheap and
 stable while new rows arrive; `offset` is there for quick looks. Every dict returned here
 is safe to show: target URLs appear only in the masked form stored on the delivery row,
-and no setting is ever read.
+and no setting is ever read. The admin API and `hub-receiver events ...` both list and
+filter through here, so a filter means the same thing in both.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event, StatusChange
+from receiver.routing.durations import parse_duration
 from receiver.services import Services
-from receiver.views import event_summary
+from receiver.status import ChannelStatus
 
 STATUS_HISTORY_LIMIT = 200
+EVENT_STATES = ("received", "processed", "failed")
+DELIVERY_STATES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "dead",
+    "held",
+    "skipped",
+    "throttled",
+)
+CHANNEL_STATES = tuple(status.value for status in ChannelStatus)
+# Ids are BIGINT (SQLite: INTEGER), both signed 64-bit: a larger one cannot exist, and the
+# drivers refuse to send it (a 500 until this was checked).
+MAX_ID = 2**63 - 1
+_PHONE = re.compile(r"\+?[0-9][0-9 ()./-]*")
+MIN_PHONE_DIGITS = 4
+
+
+class FilterError(ValueError):
+    """A filter or paging value that cannot select anything: 422 in the API, exit 2 in the CLI."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,8 @@ class Filters:
     state: str | None = None
     rule: str | None = None
     target: str | None = None
+    external_id: str | None = None
+    search: str | None = None  # events: our id, 360dialog's id, channel, client or phone
 
 
 @dataclass(frozen=True)
@@ -50,13 +76,53 @@ class Page:
         return {"items": self.items, "count": len(self.items), "next_cursor": self.next_cursor}
 
 
+def parse_id(text: str) -> int | None:
+    """`text` as one of our row ids; None when it cannot be one (not digits, beyond 64 bits)."""
+    cleaned = text.strip()
+    # Length first: int() of thousands of digits is slow, then refused by Python itself.
+    if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > len(str(MAX_ID)):
+        return None
+    number = int(cleaned)
+    return number if number <= MAX_ID else None
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise), or a duration back from `now` (2h)."""
+    cleaned = text.strip()
+    try:
+        return now - timedelta(seconds=parse_duration(cleaned))
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise FilterError(
+            "use an ISO 8601 time (2026-03-02T10:00:00Z) or a duration back from now (30m, 2h, 1d)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def check_state(state: str | None, allowed: Sequence[str]) -> None:
+    if state is not None and state not in allowed:
+        raise FilterError(f"state must be one of {', '.join(allowed)}")
+
+
+def _cursor_id(window: Window) -> int | None:
+    if window.cursor is None:
+        return None
+    number = parse_id(window.cursor)
+    if number is None:
+        raise FilterError("cursor must be a next_cursor value from a previous page (an id)")
+    return number
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def _page(rows: Sequence[Any], window: Window, key: str) -> tuple[Sequence[Any], str | None]:
-    if len(rows) <= window.limit:
-        return rows, None
+    if len(rows) <= window.limit or window.limit < 1:  # the CLI takes --limit 0
+        return rows[: max(window.limit, 0)], None
     kept = rows[: window.limit]
     return kept, str(getattr(kept[-1], key))
 
@@ -72,10 +138,33 @@ def _where_event(query: Any, filters: Filters) -> Any:
     return query
 
 
+def _search(text: str) -> ColumnElement[bool]:
+    """Exact ids (ours, 360dialog's, channel, client), or digits anywhere in the phone."""
+    needle = text.strip()
+    clauses: list[ColumnElement[bool]] = [
+        Event.external_id == needle,
+        Event.channel_id == needle,
+        Event.client_id == needle,
+    ]
+    number = parse_id(needle)
+    if number is not None:
+        clauses.append(Event.id == number)
+    digits = re.sub(r"\D", "", needle)
+    if _PHONE.fullmatch(needle) and len(digits) >= MIN_PHONE_DIGITS:
+        # Not indexed: the newest-first scan stops at the page's end, so a recent number is
+        # quick; a number never seen reads every row once.
+        stored = func.replace(func.replace(Event.phone_number, " ", ""), "-", "")
+        clauses.append(stored.contains(digits, autoescape=True))
+    return or_(*clauses)
+
+
 # --- events --------------------------------------------------------------------------------
 
 
 async def list_events(services: Services, *, filters: Filters, window: Window) -> Page:
+    """A page of events, newest first; raise FilterError for a value that selects nothing."""
+    check_state(filters.state, EVENT_STATES)
+    before = _cursor_id(window)
     query = select(Event).order_by(Event.id.desc())
     if filters.since is not None:
         query = query.where(Event.received_at >= filters.since)
@@ -84,11 +173,38 @@ async def list_events(services: Services, *, filters: Filters, window: Window) -
     query = _where_event(query, filters)
     if filters.state is not None:
         query = query.where(Event.state == filters.state)
-    if window.cursor is not None:
-        query = query.where(Event.id < int(window.cursor))
+    if filters.external_id is not None:
+        query = query.where(Event.external_id == filters.external_id)
+    if filters.search is not None and filters.search.strip():
+        query = query.where(_search(filters.search))
+    if before is not None:
+        query = query.where(Event.id < before)
     rows = await _fetch(services, query, window)
     kept, cursor = _page(rows, window, "id")
     return Page([event_item(event) for event in kept], cursor)
+
+
+def event_summary(event: Event) -> dict[str, Any]:
+    """What a listing shows of an event (the CLI table picks from it)."""
+    return {
+        "id": event.id,
+        "external_id": event.external_id,
+        "dedup_key": event.dedup_key,
+        "correlation_id": event.correlation_id,
+        "received_at": event.received_at.isoformat(),
+        "source": event.source,
+        "event_type": event.event_type,
+        "known": event.known,
+        "channel_id": event.channel_id,
+        "client_id": event.client_id,
+        "phone_number": event.phone_number,
+        "verification": event.verification,
+        "claim": event.claim,
+        "state": event.state,
+        "enrichment": event.enrichment,
+        "attempts": event.attempts,
+        "last_error": event.last_error,
+    }
 
 
 def event_item(event: Event) -> dict[str, Any]:
@@ -101,8 +217,25 @@ def event_item(event: Event) -> dict[str, Any]:
     return item
 
 
+async def find_events(services: Services, ref: str) -> list[int]:
+    """Our ids of the event(s) `ref` names: our own id, else 360dialog's id (may be several).
+
+    360dialog's id is unique per event type only (the dedup key is type + id).
+    """
+    number = parse_id(ref)
+    async with services.sessions() as session:
+        if number is not None and await session.get(Event, number) is not None:
+            return [number]
+        found = await session.scalars(
+            select(Event.id).where(Event.external_id == ref.strip()).order_by(Event.id)
+        )
+        return list(found.all())
+
+
 async def event_detail(services: Services, event_id: int) -> dict[str, Any] | None:
     """Everything known about one event: body, parsed fields, what it changed and sent."""
+    if not 0 <= event_id <= MAX_ID:
+        return None
     async with services.sessions() as session:
         event = await session.get(Event, event_id)
         if event is None:
@@ -122,7 +255,6 @@ async def event_detail(services: Services, event_id: int) -> dict[str, Any] | No
         attempts = await _attempts(session, [d.id for d in deliveries])
     detail = event_item(event)
     detail.update(
-        dedup_key=event.dedup_key,
         raw_body=event.raw_body,
         raw_purged_at=_iso(event.raw_purged_at),
         headers=event.headers,
@@ -145,6 +277,8 @@ async def event_detail(services: Services, event_id: int) -> dict[str, Any] | No
 
 
 async def list_deliveries(services: Services, *, filters: Filters, window: Window) -> Page:
+    check_state(filters.state, DELIVERY_STATES)
+    before = _cursor_id(window)
     query = select(Delivery).order_by(Delivery.id.desc())
     if filters.state is not None:
         query = query.where(Delivery.state == filters.state)
@@ -158,14 +292,16 @@ async def list_deliveries(services: Services, *, filters: Filters, window: Windo
         query = query.where(Delivery.target_name == filters.target)
     if filters.event_type is not None or filters.channel is not None or filters.client is not None:
         query = _where_event(query.join(Event, Event.id == Delivery.event_id), filters)
-    if window.cursor is not None:
-        query = query.where(Delivery.id < int(window.cursor))
+    if before is not None:
+        query = query.where(Delivery.id < before)
     rows = await _fetch(services, query, window)
     kept, cursor = _page(rows, window, "id")
     return Page([delivery_item(d) for d in kept], cursor)
 
 
 async def delivery_detail(services: Services, delivery_id: int) -> dict[str, Any] | None:
+    if not 0 <= delivery_id <= MAX_ID:
+        return None
     async with services.sessions() as session:
         row = await session.get(Delivery, delivery_id)
         if row is None:
@@ -235,6 +371,7 @@ async def _attempts(session: Any, delivery_ids: list[int]) -> dict[int, list[dic
 
 
 async def list_channels(services: Services, *, filters: Filters, window: Window) -> Page:
+    check_state(filters.state, CHANNEL_STATES)
     query = select(Channel).order_by(Channel.id)
     if filters.client is not None:
         query = query.where(Channel.client_id == filters.client)

@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from receiver.db.tables import Delivery, Event, StatusChange, Throttle
@@ -36,8 +35,10 @@ from receiver.pipeline.route import (
     RoutingInput,
     claim_throttle,
     delivery_row,  # the row normal routing writes; replay must write the very same shape
-    is_permission_event,
+    insert_delivery,
     load_snapshots,
+    routing_input,
+    silenced,
     subject_for,
 )
 from receiver.pipeline.rules_state import LoadedRules
@@ -89,6 +90,8 @@ class EventReplay:
     event_type: str | None = None
     channel_id: str | None = None
     correlation_id: str | None = None
+    external_id: str | None = None  # 360dialog's id of the webhook
+    dedup_key: str | None = None
     note: str | None = None
     replay_round: int | None = None
     now: list[PlannedDelivery] = field(default_factory=list)
@@ -150,6 +153,8 @@ class ReplayReport:
                 head += f" {item.event_type}"
             if item.channel_id:
                 head += f" (channel {item.channel_id})"
+            if item.external_id:
+                head += f" [360dialog id {item.external_id}]"
             if item.replay_round is not None and item.replay_round > 0:
                 head += f", round {item.replay_round}"
             lines.append("")
@@ -270,6 +275,8 @@ async def _replay_one(
             event_type=event.event_type,
             channel_id=event.channel_id,
             correlation_id=event.correlation_id,
+            external_id=event.external_id,
+            dedup_key=event.dedup_key,
         )
         if event.state != "processed":
             report.outcome = "skipped"
@@ -301,6 +308,7 @@ async def _replay_one(
                 dry_run=dry_run,
                 force=force,
                 queued=services.queue is not None,
+                client_cap=services.settings.client_max_per_hour,
             )
             if not dry_run:
                 log.info(
@@ -315,7 +323,7 @@ async def _replay_one(
                 )
     # Counted as the pipeline counts its own rows: skipped/throttled now, the rest when sent.
     for _id, state, kind in created:
-        if state in ("skipped", "throttled"):
+        if state in ("skipped", "throttled", "held"):
             services.metrics.deliveries.labels(target_kind=kind, outcome=state).inc()
     return report, [delivery_id for delivery_id, state, _kind in created if state == "pending"]
 
@@ -337,23 +345,15 @@ async def _routing_input(session: AsyncSession, event: Event) -> RoutingInput:
         if change_row is not None
         else None
     )
-    # The same trust decision processing made, from what it recorded.
-    if is_permission_event(event):
-        trusted = event.claim == "confirmed"
-        reason = None if trusted else (event.claim_reason or "the permission claim is unconfirmed")
-    elif event.enrichment in ENRICHED_STATES or event.verification != "none":
-        trusted, reason = True, None
-    else:
-        trusted = False
-        reason = "the event is unauthenticated and the Partner API did not confirm it"
-    return RoutingInput(
-        event=event,
+    # The same trust decision processing made (one function), from what it recorded.
+    return routing_input(
+        event,
         channel=channel,
         client=client,
         change=change,
         enriched=event.enrichment in ENRICHED_STATES,
-        client_trusted=trusted,
-        distrust_reason=reason,
+        claim=event.claim,
+        claim_reason=event.claim_reason,
     )
 
 
@@ -368,8 +368,13 @@ async def _route_again(
     dry_run: bool,
     force: bool,
     queued: bool,
+    client_cap: int,
 ) -> list[tuple[int, str, str]]:
     """Plan (and unless dry, insert) this event's rows; return (id, state, kind) of new ones."""
+    why_silent = silenced(item)
+    if why_silent is not None:
+        report.note = why_silent
+        return []
     subject = subject_for(item, now=now)
     matches = match_rules(loaded.rules, subject)
     sent_pairs = {(row.rule_name, row.target_name) for row in existing}
@@ -411,9 +416,17 @@ async def _route_again(
                 row.update(replay_round=replay_round, forced=force)
                 if not queued:
                     row["enqueued_at"] = None  # nobody hands it over: leave it for the sweep
-                new_id = await _insert_delivery(session, row)
-                if new_id is not None:
-                    created.append((new_id, row["state"], row["target_kind"]))
+                # The client cap applies to a replay as to the pipeline (forced or not).
+                new_id, new_rows = await insert_delivery(
+                    session,
+                    row,
+                    item=item,
+                    rules=loaded.rules,
+                    renderer=loaded.renderer,
+                    cap=client_cap,
+                    now=now,
+                )
+                created += new_rows
             report.now.append(
                 PlannedDelivery(
                     rule=match.rule,
@@ -451,20 +464,6 @@ async def _throttled(
         seconds=match.throttle_seconds,
         now=now,
     )
-
-
-async def _insert_delivery(session: AsyncSession, row: dict[str, Any]) -> int | None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(Delivery)
-        .values(**row)
-        .on_conflict_do_nothing(
-            index_elements=["event_id", "rule_name", "target_name", "replay_round"]
-        )
-        .returning(Delivery.id)
-    )
-    new_id: int | None = (await session.execute(statement)).scalar_one_or_none()
-    return new_id
 
 
 def _recorded(row: Delivery) -> RecordedDelivery:

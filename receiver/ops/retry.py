@@ -20,7 +20,9 @@ from receiver.services import Services
 
 log = logging.getLogger("receiver.ops.retry")
 
-RETRYABLE_STATES = ("dead", "failed")
+# `held`: a client message over CLIENT_MAX_PER_HOUR (pipeline/route.py); retried by name,
+# it is sent whatever the cap says, since a person decided it should go.
+RETRYABLE_STATES = ("dead", "failed", "held")
 REQUEUED = "requeued"
 
 

@@ -19,6 +19,7 @@ from receiver import delivery
 from receiver.pipeline.rules_state import LoadedRules
 from receiver.routing.errors import RulesError
 from receiver.services import Services
+from receiver.settings import Settings
 
 log = logging.getLogger("receiver.ops.rules")
 
@@ -68,6 +69,14 @@ def rules_view(loaded: LoadedRules) -> dict[str, Any]:
         ],
         "warnings": [problem.as_dict() for problem in rules.warnings],
     }
+
+
+def client_email_problem(settings: Settings) -> str | None:
+    """Why CLIENT_EMAIL_URL cannot email a client (naming the variable, not its value)."""
+    if settings.client_email_url is None:
+        return None
+    problem = delivery.client_email_url_problem(settings.client_email_url.get_secret_value())
+    return f"CLIENT_EMAIL_URL: {problem}" if problem else None
 
 
 async def reload_rules(services: Services, *, requested_by: str) -> LoadedRules:

@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 _HOSTING_KEYS = ("hosting_platform_type", "hostingPlatformType", "platform_type")
+# No 360dialog document names the field that tells Classic (version 1) from Embedded Signup
+# (version 2) channels [guess]: look under the likely names, top level and in setup_info.
+_VERSION_KEYS = ("signup_version", "channel_version", "version", "signup_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,9 @@ class ChannelFacts:
     fb_account_status: str | None = None
     obo_status: str | None = None
     hosting_platform_type: str | None = None
+    # "classic" (version 1) or "embedded" (version 2): an explicit version marker when the
+    # object has one, else inferred (hub_status done/pending -> classic, account_mode ->
+    # embedded); None when nothing tells.
     version_hint: str | None = None
 
 
@@ -80,7 +86,8 @@ def channel_facts(raw: object) -> ChannelFacts:
         or _text(raw.get("fb_account_status")),
         obo_status=_text(_mapping(waba.get("on_behalf_of_business_info")).get("status")),
         hosting_platform_type=_first_text((raw, setup), _HOSTING_KEYS),
-        version_hint=_version_hint(hub_status=hub_status, account_mode=account_mode),
+        version_hint=_version_marker((raw, setup))
+        or _version_hint(hub_status=hub_status, account_mode=account_mode),
     )
 
 
@@ -110,6 +117,25 @@ def parse_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _version_marker(sources: tuple[Mapping[str, Any], ...]) -> str | None:
+    # Read tolerantly: 1, "1", "v1", "1.0", "classic_signup" / 2, "V2", "embedded_signup".
+    # Anything else (a revision counter at 7, a date) says nothing.
+    for source in sources:
+        for key in _VERSION_KEYS:
+            value = source.get(key)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            text = _text(value)
+            if text is None:
+                continue
+            word = text.strip().lower().removeprefix("version").strip(" _-").removeprefix("v")
+            if word in ("1", "1.0") or "classic" in word:
+                return "classic"
+            if word in ("2", "2.0") or "embedded" in word:
+                return "embedded"
+    return None
 
 
 def _version_hint(*, hub_status: str | None, account_mode: str | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from receiver.db.tables import Event
 from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.partner.client import PartnerAPIError, PartnerClient
-from receiver.partner.facts import channel_facts
+from receiver.partner.facts import channel_facts, client_facts
 
 log = logging.getLogger("receiver.enrich")
 
@@ -72,14 +72,21 @@ async def enrich(partner: PartnerClient | None, event: Event, *, known_client: b
                 channel = await partner.get_channel(channel_id)
             elif event.phone_number is not None:
                 channel = await partner.find_channel_by_phone(event.phone_number)
-        client: dict[str, Any] | None = None
         client_id = channel_facts(channel).client_id if channel else event.client_id
-        embedded = channel.get("client") if channel else None
-        has_contact = isinstance(embedded, dict) and isinstance(embedded.get("contact_info"), dict)
+        embedded = embedded_client(channel, client_id=client_id)
+        has_contact = embedded is not None and isinstance(embedded.get("contact_info"), dict)
+        client, client_error = embedded, None
         if client_id is not None and (needs_client or not has_contact):
-            client = await partner.get_client(client_id)
-        elif has_contact and isinstance(embedded, dict):
-            client = embedded
+            try:
+                listed = await partner.get_client(client_id)
+            except PartnerAPIError as exc:
+                # The channel (and its embedded client) came from the same API a moment ago:
+                # a clients lookup refused for good must not throw them away.
+                if not exc.permanent or channel is None:
+                    raise
+                listed, client_error = None, f"clients lookup: {describe(exc)}"[:500]
+                log.warning("client lookup failed for good: %s", describe(exc))
+            client = merge_client(listed=listed, embedded=embedded)
     except PartnerAPIError as exc:
         if exc.permanent:
             log.warning("enrichment failed for good: %s", describe(exc))
@@ -89,7 +96,47 @@ async def enrich(partner: PartnerClient | None, event: Event, *, known_client: b
         return Enrichment(state="enriched" if client else "not_found", client=client)
     if channel is None:
         return Enrichment(state="not_found", client=client)
-    return Enrichment(state="enriched", channel=channel, client=client)
+    return Enrichment(state="enriched", channel=channel, client=client, error=client_error)
+
+
+def embedded_client(
+    channel: dict[str, Any] | None, *, client_id: str | None
+) -> dict[str, Any] | None:
+    """The channel's embedded `client` object, when it is the channel's owner (pure)."""
+    embedded = channel.get("client") if channel is not None else None
+    if not isinstance(embedded, dict):
+        return None
+    own_id = client_facts(embedded).id
+    if own_id is not None and client_id is not None and own_id != client_id:
+        return None  # another client's object: its email must never reach this one
+    if own_id is None and client_id is not None:
+        return {**embedded, "id": client_id}
+    return embedded
+
+
+def merge_client(
+    *, listed: dict[str, Any] | None, embedded: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """One client object from the clients list and a channel's embedded `client` (pure).
+
+    The clients list wins field by field where it has a value; the embedded object fills the
+    gaps (absent, null or blank fields, nested objects such as `contact_info` merged the same
+    way). Either may be None: the other is used as it is.
+    """
+    if listed is None or embedded is None:
+        return listed if listed is not None else embedded
+    merged = dict(embedded)
+    for key, value in listed.items():
+        fallback = merged.get(key)
+        if isinstance(value, dict) and isinstance(fallback, dict):
+            merged[key] = merge_client(listed=value, embedded=fallback)
+        elif not _blank(value) or key not in merged:
+            merged[key] = value
+    return merged
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 @dataclass(frozen=True)

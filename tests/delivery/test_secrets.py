@@ -85,7 +85,7 @@ async def test_a_timed_out_secret_url_leaks_nothing(
 def test_mask_hides_passwords_tokens_and_custom_header_values() -> None:
     masked = mask(f"json://bot:{PASSWORD}@example.com/hook?+X-Api-Token={HEADER_TOKEN}")
 
-    assert masked.startswith("json://bot:****@example.com/hook")
+    assert masked.startswith("json://bot:****@example.com/****")  # the path may be a secret
     assert_no_secret(masked)
 
 

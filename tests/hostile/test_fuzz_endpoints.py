@@ -29,9 +29,9 @@ from sqlalchemy import select
 
 from receiver.db.tables import Event
 from receiver.ingest.signature import sign
+from receiver.ops.records import event_summary
 from receiver.ops.replay import replay
 from receiver.settings import Settings
-from receiver.views import event_summary
 from tests.hostile.strategies import (
     CONTENT_TYPES,
     ENCODINGS,
@@ -269,10 +269,15 @@ async def test_odd_content_types_and_header_values_get_a_clear_answer(
         headers = [(b"x-360dialog-signature", sign(body, SECRET.encode()).encode()), *headers]
     response, _ = await post_webhook(fuzz, body, headers=headers, signed=False)
     media = (content_type or b"").decode("latin-1").split(";")[0].strip().lower()
+    encodings = [value for name, value in extra if name == b"content-encoding"]
+    encoding = encodings[0].decode("latin-1").strip().lower() if encodings else ""
     if media != "application/json" and not (
         media.startswith("application/") and media.endswith("+json")
     ):
         assert response.status_code == 415, response.text
+    elif encoding not in ("", "identity"):  # a compressed body is refused, named, before auth
+        assert response.status_code == 415, response.text
+        assert response.json()["error"] == "unsupported_content_encoding"
     elif not sign_it and not any(name == b"x-360dialog-signature" for name, _ in extra):
         assert response.status_code == 401, response.text
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from receiver.db.tables import Event
 from receiver.ingest.signature import sign
+from receiver.ops.records import event_summary
 from receiver.settings import Settings
-from receiver.views import event_summary
 from tests.support.app import running_app
 
 SECRET = "poison-platform-secret"

@@ -72,6 +72,10 @@ def test_events_list_shows_type_channel_client_verification_and_state(
         "VERIFIED",
         "STATE",
         "ENRICHMENT",
+        "360DIALOG",
+        "ID",
+        "DEDUP",
+        "KEY",
     ]
     newest, oldest = lines[1], lines[2]
     assert "mystery_event (unknown)" in newest

@@ -411,10 +411,9 @@ async def test_json_content_types_with_parameters_or_suffixes_are_accepted(
         (b"{'event': 'channel_live'}", "line 1 column 2"),
         (b"", "empty"),
         (b'{"event": "channel_live"} trailing', "after document"),
-        (b'\xff\xfe{"event": 1}', "utf-8"),
         (b'{"event": NaN}', "line 1 column 11"),
     ],
-    ids=["truncated", "single quotes", "empty", "trailing text", "not utf-8", "NaN"],
+    ids=["truncated", "single quotes", "empty", "trailing text", "NaN"],  # bad UTF-8: its own 400
 )
 async def test_malformed_json_is_refused_with_400_naming_the_problem(
     app: RunningApp, body: bytes, names: str

@@ -103,7 +103,7 @@ def test_events_without_enrichment_or_data_still_render() -> None:
     ops = Renderer().render(
         template="channel_live", title=None, body=None, audience="ops", context=context
     )
-    assert "Partner API unavailable" in ops.body
+    assert "Note: no Partner API details" in ops.body  # why is unknown here: no guess
 
 
 def test_the_client_email_reads_as_plain_language() -> None:

@@ -60,8 +60,9 @@ async def test_no_configured_secret_appears_in_any_admin_or_metrics_answer(
 
     rule_view = (await app.client.get("/admin/rules", headers=AUTH)).json()
     assert {t["name"]: t["url"].split("?")[0] for t in rule_view["targets"]} == {
-        "ops": f"json://hook:****@127.0.0.1:{sink.port}/ops",
-        "duty": f"json://hook:****@127.0.0.1:{sink.port}/duty",
+        # The path is masked too: for a json:// target it is often the secret.
+        "ops": f"json://hook:****@127.0.0.1:{sink.port}/****",
+        "duty": f"json://hook:****@127.0.0.1:{sink.port}/****",
     }
     for path, text in answers:
         for secret in SECRETS:

@@ -108,6 +108,36 @@ def test_it_looks_for_the_hosting_platform_type_under_every_known_name(
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Inferred: account_mode only exists for Embedded Signup, done/pending only for Classic.
+        ({"account_mode": "sandbox"}, "embedded"),
+        ({"hub_status": "pending", "account_mode": "live"}, "classic"),
+        ({"status": "ready"}, None),
+        ({}, None),
+        # An explicit marker wins over the inference, read tolerantly wherever it may live.
+        ({"signup_version": 1, "account_mode": "live"}, "classic"),
+        ({"version": "1", "account_mode": "sandbox"}, "classic"),
+        ({"version": 1.0}, "classic"),
+        ({"channel_version": "V1"}, "classic"),
+        ({"signup_type": "classic_signup", "account_mode": "live"}, "classic"),
+        ({"setup_info": {"version": "version 1"}}, "classic"),
+        ({"signup_version": 2}, "embedded"),
+        ({"version": "v2", "hub_status": "done"}, "embedded"),
+        ({"signup_type": "Embedded Signup"}, "embedded"),
+        ({"setup_info": {"signup_version": "2.0"}}, "embedded"),
+        # Anything else is no version marker: a revision counter, a date, a wrong type.
+        ({"version": 7, "account_mode": "live"}, "embedded"),
+        ({"version": "2026-03-02"}, None),
+        ({"version": True, "signup_version": [2]}, None),
+        ({"version": "", "signup_version": None}, None),
+    ],
+)
+def test_it_tells_classic_from_embedded_signup(raw: dict[str, Any], expected: str | None) -> None:
+    assert channel_facts(raw).version_hint == expected
+
+
+@pytest.mark.parametrize(
     "raw",
     [None, 42, "kJ2mQ8CH", [], {"id": 3.5, "setup_info": "oops", "waba_account": [1]}],
 )

@@ -98,6 +98,20 @@ async def post(app: RunningApp, body: Mapping[str, Any]) -> dict[str, Any]:
     return answer
 
 
+# With WEBHOOK_SHARED_SECRET set to this, `post_authenticated` webhooks are authenticated
+# (only those may reach the built-in `client` target).
+WEBHOOK_TOKEN = "webhook-token-for-tests"
+
+
+async def post_authenticated(app: RunningApp, body: Mapping[str, Any]) -> dict[str, Any]:
+    response = await app.client.post(
+        "/webhooks/partner", json=dict(body), headers={"x-webhook-token": WEBHOOK_TOKEN}
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 # --- waiting --------------------------------------------------------------------------------
 
 

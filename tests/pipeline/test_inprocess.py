@@ -14,10 +14,11 @@ from tests.pipeline.support import (
     ACME_EMAIL,
     ACME_LIVE,
     ACME_PHONE,
+    WEBHOOK_TOKEN,
     Sink,
     all_deliveries,
     history,
-    post,
+    post_authenticated,
     settle,
     webhook,
 )
@@ -33,10 +34,12 @@ async def test_channel_live_is_notified_end_to_end_on_sqlite_with_the_in_process
 ) -> None:
     database = tmp_path / "hub.db"
     shutil.copy(sqlite_template, database)
-    settings = pipeline_settings(database_url=f"sqlite+aiosqlite:///{database}")
+    settings = pipeline_settings(
+        database_url=f"sqlite+aiosqlite:///{database}", webhook_shared_secret=[WEBHOOK_TOKEN]
+    )
     async with running_app(settings) as app:
         assert isinstance(app.services.queue, InProcessQueue)
-        await post(app, webhook("channel_live", ACME_LIVE, client_id=ACME))
+        await post_authenticated(app, webhook("channel_live", ACME_LIVE, client_id=ACME))
         await settle(app, events=1)
 
         [chat] = await sink.state.wait_for(1)

@@ -18,13 +18,21 @@ def shipped_env() -> dict[str, str]:
 
 
 def test_rules_test_shows_which_rules_fire_for_a_sample_and_the_rendered_messages() -> None:
+    # The client hears about a change: the number going live, not a bare channel_live.
     result = run_cli(
-        "rules", "test", str(SAMPLES / "partner_webhook.channel_live.json"), env=shipped_env()
+        "rules",
+        "test",
+        str(SAMPLES / "partner_webhook.channel_live.json"),
+        "--status",
+        "sandbox:live",
+        env=shipped_env(),
     )
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.startswith("event: channel_live\nrules fired: 2 of 10\n"), out
+    assert out.startswith(
+        "event: channel_live   status: sandbox -> live\nrules fired: 2 of 11\n"
+    ), out
     assert "  + team hears about every number lifecycle event  (" in out
     assert "  + client hears their number is live  (" in out
     assert "  - team hears about new clients  (" in out
@@ -48,7 +56,7 @@ def test_rules_test_can_simulate_a_status_change() -> None:
     assert report["fired"] == [
         "team hears about violations and restrictions, at most hourly per number",
         "team hears about every other status change",
-        "client hears about a violation or restriction, at most daily per number",
+        "client hears their number was restricted",
     ]
 
 
@@ -121,4 +129,4 @@ def test_rules_check_accepts_the_shipped_rules() -> None:
     result = run_cli("rules", "check", env=shipped_env())
 
     assert result.returncode == 0, result.stderr
-    assert "10 rules OK" in result.stdout
+    assert "11 rules OK" in result.stdout

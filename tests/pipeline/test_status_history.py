@@ -50,10 +50,11 @@ async def test_an_onboarding_records_each_status_step_and_channels_show_prints_i
     sessions = app.services.sessions
     await send(app, client_created(ACME))
     await send(app, webhook("channel_created", ACME_DRAFT, client_id=ACME))
-    # Submitted for review: the Hub summary goes away; Classic status `created` -> review.
+    # The Hub summary goes away; an Embedded Signup channel's Classic status `created` is
+    # ignored, and without an app it is still a draft: no change.
     hub.state.update_channel(ACME_DRAFT, hub_status=None, account_mode="sandbox")
     await send(app, webhook("channel_ready", ACME_DRAFT, client_id=ACME))
-    # An app is attached, still not live: no change.
+    # An app is attached, account_mode still sandbox: a sandbox number.
     hub.state.update_channel(
         ACME_DRAFT,
         status="running",
@@ -65,8 +66,8 @@ async def test_an_onboarding_records_each_status_step_and_channels_show_prints_i
 
     assert await history(sessions, ACME_DRAFT) == [
         (None, "draft"),
-        ("draft", "pending_review"),
-        ("pending_review", "live"),
+        ("draft", "sandbox"),
+        ("sandbox", "live"),
     ]
     events = await all_events(sessions)
     assert [e.enrichment for e in events] == ["enriched"] * 5
@@ -80,7 +81,7 @@ async def test_an_onboarding_records_each_status_step_and_channels_show_prints_i
             )
         )
     by_id = {e.id: e.event_type for e in events}
-    assert [by_id[i] for i in revealed_by] == ["channel_created", "channel_ready", "channel_live"]
+    assert [by_id[i] for i in revealed_by] == ["channel_created", "channel_running", "channel_live"]
 
     env = {"DATABASE_URL": database_url}
     shown = await run_cli_async("channels", "show", ACME_DRAFT, env=env)
@@ -91,16 +92,16 @@ async def test_an_onboarding_records_each_status_step_and_channels_show_prints_i
     changes_shown = [line for line in out.splitlines() if " -> " in line]
     assert len(changes_shown) == 3, out
     assert "(first seen) -> draft" in changes_shown[0]
-    assert "draft -> pending_review" in changes_shown[1]
-    assert "pending_review -> live" in changes_shown[2]
+    assert "draft -> sandbox" in changes_shown[1]
+    assert "sandbox -> live" in changes_shown[2]
 
     as_json = await run_cli_async("channels", "show", ACME_DRAFT, "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr
     shown_json = json.loads(as_json.stdout)
     assert [(h["from"], h["to"]) for h in shown_json["history"]] == [
         (None, "draft"),
-        ("draft", "pending_review"),
-        ("pending_review", "live"),
+        ("draft", "sandbox"),
+        ("sandbox", "live"),
     ]
     assert shown_json["contact_email"] == ACME_EMAIL
     assert shown_json["status"] == "live"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.ingest.payload import PERMISSION_EVENTS
 from receiver.routing import RulesError, load_rules, match_rules
 from receiver.routing.events import KNOWN_EVENTS
 from receiver.routing.yamlnodes import expand_variables
@@ -173,8 +174,18 @@ def test_the_shipped_default_rules_load_with_an_empty_environment() -> None:
 def test_the_default_rules_tell_the_team_about_every_known_event_once() -> None:
     ruleset = load_rules(ROOT / "routing_rules", env={"OPS_NOTIFY_URL": "json://x"})
     for event in (*KNOWN_EVENTS, "an_event_from_the_future"):
-        team = [m for m in match_rules(ruleset, subject(event)) if "client" not in m.targets]
+        # Permission callbacks are claims: the team hears about confirmed ones only.
+        fields = {"claim": "confirmed"} if event in PERMISSION_EVENTS else None
+        fired = match_rules(ruleset, subject(event, event=fields))
+        team = [m for m in fired if "client" not in m.targets]
         assert len(team) == 1, (event, team)
+
+
+def test_the_default_rules_tell_nobody_about_an_unconfirmed_permission_claim() -> None:
+    ruleset = load_rules(ROOT / "routing_rules", env={"OPS_NOTIFY_URL": "json://x"})
+    for event in PERMISSION_EVENTS:
+        for claim in ("unconfirmed", "rejected"):
+            assert match_rules(ruleset, subject(event, event={"claim": claim})) == []
 
 
 def test_the_default_rules_email_the_client_when_their_number_goes_live() -> None:
@@ -189,9 +200,9 @@ def test_the_default_rules_email_the_client_when_their_number_goes_live() -> Non
 def test_the_default_rules_throttle_violations_per_channel() -> None:
     ruleset = load_rules(ROOT / "routing_rules", env={})
     fired = match_rules(ruleset, sample_subject("account_violation"))
+    # The client hears about a restriction (a status change), not about every violation.
     assert [(m.targets, m.throttle_seconds, m.throttle_key) for m in fired] == [
         (("alerts",), 3600, "channel:kJ2mQ8CH"),
-        (("client",), 86400, "channel:kJ2mQ8CH"),
     ]
 
 
@@ -204,8 +215,7 @@ def test_the_default_rules_tell_team_and_client_about_pending_deletion() -> None
         "team hears about violations and restrictions, at most hourly per number",
         "team hears about every other status change",
         "team hears when a number is about to be deleted",
-        "client hears about a violation or restriction, at most daily per number",
-        "client hears their number will be deleted (found by status)",
+        "client hears their number will be deleted",
     ]
 
 
