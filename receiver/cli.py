@@ -219,6 +219,13 @@ def _send_test(args: argparse.Namespace, settings: Settings) -> int:
         if settings.webhook_shared_secret
         else None
     )
+    dev_default = signing is None and shared is None
+    if dev_default:
+        # What `dev` checks when no secret is configured; a service without any secret
+        # accepts the signature unchecked, one with another secret refuses it (401).
+        from receiver.dev.send_test import DEV_WEBHOOK_SECRET
+
+        signing = DEV_WEBHOOK_SECRET
     try:
         response = post(
             base_url=url,
@@ -230,7 +237,13 @@ def _send_test(args: argparse.Namespace, settings: Settings) -> int:
     except SendTestError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    how = "signed" if signing else ("with the shared secret" if shared else "unsigned")
+    how = (
+        "signed with dev's default secret"
+        if dev_default
+        else "signed"
+        if signing
+        else "with the shared secret"
+    )
     print(f"POST {url}/webhooks/partner ({args.event}, {how})")
     print(f"-> {response.status_code} {response.text}")
     return 0 if response.is_success else 1

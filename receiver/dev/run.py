@@ -29,7 +29,9 @@ from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
 from receiver.dev.loopback import EmbeddedServer, serve_app
 from receiver.dev.mailbox import Mailbox, run_mailbox
 from receiver.dev.sample_data import default_state
+from receiver.dev.send_test import DEV_WEBHOOK_SECRET
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.server import uvicorn_options
 from receiver.settings import Settings, load_settings
 
 log = logging.getLogger("receiver.dev")
@@ -66,6 +68,7 @@ def fakes_environment(
         "D360_PARTNER_ID": DEV_PARTNER_ID,
         "D360_API_KEY": DEV_API_KEY,
         "D360_API_BASE": f"http://{host}:{hub_port}",
+        "D360_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
     }
     if with_sinks:
         # The shipped rules (routing_rules/default.yaml) send the team's messages to
@@ -171,6 +174,14 @@ async def run_dev(
             "host": host,
             "port": port,
         }
+        if not base.webhook_auth_configured:
+            overrides["d360_webhook_secret"] = DEV_WEBHOOK_SECRET
+            lines.append(
+                (
+                    "webhook secret",
+                    f"{DEV_WEBHOOK_SECRET!r} (dev's default; send-test signs with it)",
+                )
+            )
         env = fakes_environment(
             host=host, hub_port=hub_port, sink_port=sink_port, smtp_port=smtp_port
         )
@@ -198,7 +209,7 @@ async def run_dev(
         settings = base.with_overrides(**overrides)
         await upgrade_async(settings.database_url)
         config = uvicorn.Config(
-            create_app(settings), host=host, port=port, log_config=None, access_log=False
+            create_app(settings), host=host, port=port, **uvicorn_options(settings)
         )
         server = EmbeddedServer(config)
         task = asyncio.create_task(server.serve(), name="dev service")

@@ -12,6 +12,9 @@ import orjson
 from receiver.ingest.signature import sign
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
+# Only authenticated webhooks reach clients, so `dev`'s service checks signatures with this
+# secret when none is configured, and `send-test` signs with it when it knows no other.
+DEV_WEBHOOK_SECRET = "hub-receiver-dev"
 
 
 def available() -> list[str]:

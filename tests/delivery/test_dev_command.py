@@ -7,6 +7,7 @@ hand, and `rules test` run beside it says how to see the targets dev uses.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -213,3 +214,45 @@ def test_rules_test_beside_dev_says_how_to_see_the_targets_dev_uses() -> None:
 
     with_dev_targets = rules_test(OPS_NOTIFY_URL=url)
     assert "ops [ops]: configured" in with_dev_targets.stdout
+
+
+def test_the_readme_tour_emails_the_client_without_any_secret_set_up(
+    start_dev: StartDev, tmp_path: Path
+) -> None:
+    # The one-minute tour: `dev` in one shell, `send-test channel_live` in another, nothing
+    # exported. Only authenticated webhooks reach clients, so both use dev's default secret.
+    dev = start_dev()
+    output = dev.wait_for_output("mailbox")
+    assert "webhook secret" in output
+    sent = subprocess.run(
+        [sys.executable, "-m", "receiver", "send-test", "channel_live"],
+        cwd=REPO,
+        env=process_env({"PORT": dev.ports["port"]}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "signed with dev's default secret" in sent.stdout
+
+    listing: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            [sys.executable, "-m", "receiver", "deliveries", "list", "--json"],
+            cwd=REPO,
+            env=process_env({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}"}),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        listing = json.loads(shown.stdout)
+        if len(listing) >= 2 and all(item["state"] == "sent" for item in listing):
+            break
+        time.sleep(0.3)
+    assert sorted(str(item["target"]) for item in listing) == ["client", "ops"], listing
+    assert all(item["state"] == "sent" for item in listing), listing
+    status, _seconds = dev.stop(signal.SIGINT)
+    assert status == 0
