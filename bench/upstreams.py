@@ -17,9 +17,9 @@ from typing import Any
 
 from bench.events import API_KEY, hub_state
 from receiver.dev.fake_hub import create_fake_hub_app
-from receiver.dev.loopback import serve_app
 from receiver.dev.mailbox import run_mailbox
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
 
 
 async def serve() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 
 HOST = "127.0.0.1"
 

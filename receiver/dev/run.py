@@ -26,11 +26,11 @@ import uvicorn
 from receiver.app import create_app
 from receiver.db.migrate import upgrade_async
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
-from receiver.dev.loopback import EmbeddedServer, serve_app
 from receiver.dev.mailbox import Mailbox, run_mailbox
 from receiver.dev.sample_data import default_state
 from receiver.dev.send_test import DEV_WEBHOOK_SECRET
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import EmbeddedServer, serve_app
 from receiver.http.server import uvicorn_options
 from receiver.settings import Settings, load_settings
 

@@ -14,29 +14,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-KNOWN_EVENTS: frozenset[str] = frozenset(
-    {
-        "client_created",
-        "channel_created",
-        "channel_submitted",
-        "channel_ready",
-        "channel_running",
-        "channel_live",
-        "account_violation",
-        "account_restriction",
-        "cancellation_request",
-        "cancellation_revoke",
-        "cancellation_processed",
-        "template_messaging_enabled",
-        "template_messaging_disabled",
-        # The exact string of the template status event is undocumented (a guess).
-        "waba_template_status_changed",
-    }
-)
-# Events whose `data` is a client object rather than a channel.
-CLIENT_EVENTS: frozenset[str] = frozenset({"client_created"})
-PERMISSION_EVENTS: frozenset[str] = frozenset({"permission_granted", "permission_revoked"})
-UNKNOWN_EVENT = "unknown"
+from receiver.vocabulary import CLIENT_EVENTS, KNOWN_EVENTS, UNKNOWN_EVENT
+
 MAX_FIELD = 200
 
 

@@ -24,7 +24,6 @@ from sqlalchemy import or_, update
 
 from receiver.db.errors import database_unavailable
 from receiver.db.tables import Event
-from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.jobs.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.jobs.relay import DELIVER
 from receiver.logs import bind_event
@@ -47,6 +46,7 @@ from receiver.pipeline.route import (
 )
 from receiver.pipeline.snapshots import ChannelUpdate, store_channel, store_client
 from receiver.services import Services
+from receiver.vocabulary import CLIENT_EVENTS
 
 log = logging.getLogger("receiver.jobs.process")
 

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from receiver import delivery
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.registry import JOB_FUNCTIONS
 from receiver.jobs.relay import Relay
 from receiver.metrics import Metrics
+from receiver.notify import apprise as delivery
 from receiver.ops.retention import run_retention
 from receiver.services import Role, Services, base_services, load_rules_holder, partner_client
 from receiver.settings import Settings

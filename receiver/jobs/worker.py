@@ -21,7 +21,7 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
-from receiver.dev.loopback import serve_app
+from receiver.http.loopback import serve_app
 from receiver.http.metrics import metrics_app
 from receiver.jobs.arq_queue import job_deserializer, job_serializer
 from receiver.jobs.queue import JobContext, JobFunction, RetryLater

@@ -21,19 +21,11 @@ from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event
 from receiver.routing.durations import parse_duration
 from receiver.services import Services
 from receiver.status import ChannelStatus
+from receiver.vocabulary import DeliveryState, EventState
 
 STATUS_HISTORY_LIMIT = 200
-EVENT_STATES = ("received", "processed", "failed")
-DELIVERY_STATES = (
-    "pending",
-    "sending",
-    "sent",
-    "failed",
-    "dead",
-    "held",
-    "skipped",
-    "throttled",
-)
+EVENT_STATES = tuple(state.value for state in EventState)
+DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 CHANNEL_STATES = tuple(status.value for status in ChannelStatus)
 # Ids are BIGINT (SQLite: INTEGER), both signed 64-bit: a larger one cannot exist, and the
 # drivers refuse to send it (a 500 until this was checked).

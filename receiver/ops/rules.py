@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from receiver import delivery
+from receiver.notify import apprise as delivery
 from receiver.pipeline.rules_state import LoadedRules
 from receiver.routing.errors import RulesError
 from receiver.services import Services

@@ -19,15 +19,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver import delivery as transport
 from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event
 from receiver.jobs.queue import JobContext, RetryLater
 from receiver.logs import bind_event
+from receiver.notify import apprise as transport
 from receiver.services import Services
+from receiver.vocabulary import CLIENT_TARGET
 
 log = logging.getLogger("receiver.deliver")
 
-CLIENT_TARGET = "client"
 # Longer than any single send (DELIVERY_TIMEOUT is at most 60 s, settings.py): a `sending`
 # row older than this belongs to a worker that died mid-send, and is claimed again.
 SEND_LEASE = timedelta(seconds=90)

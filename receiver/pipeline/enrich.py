@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from receiver.db.tables import Event
-from receiver.ingest.payload import CLIENT_EVENTS
 from receiver.partner.client import PartnerAPIError, PartnerClient
 from receiver.partner.facts import channel_facts, client_facts
+from receiver.vocabulary import CLIENT_EVENTS
 
 log = logging.getLogger("receiver.enrich")
 

@@ -29,17 +29,16 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from receiver import delivery as transport
 from receiver.db.tables import Channel, Client, Delivery, Event, Throttle
-from receiver.ingest.payload import CLIENT_EVENTS, PERMISSION_EVENTS
 from receiver.messages.context import build_context
 from receiver.messages.render import Renderer
+from receiver.notify import apprise as transport
 from receiver.pipeline.snapshots import ObservedChange
 from receiver.routing.matcher import RuleMatch, match_rules
 from receiver.routing.ruleset import RuleSet, audience_for_target
 from receiver.routing.subject import RoutingSubject
+from receiver.vocabulary import CLIENT_EVENTS, CLIENT_TARGET, PERMISSION_EVENTS
 
-CLIENT_TARGET = "client"
 NOT_AUTHENTICATED = "webhook not authenticated"
 AUTHENTICATED = ("signature", "shared_secret")  # Event.verification values that proved the sender
 # The client cap's bookkeeping lives in `throttles` (no new table): slots under CAP_SLOTS,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from receiver import delivery
 from receiver.messages.render import Renderer
+from receiver.notify import apprise as delivery
 from receiver.routing.loader import load_rules
 from receiver.routing.ruleset import RuleSet
 from receiver.settings import Settings, rules_environment

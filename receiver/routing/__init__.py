@@ -16,7 +16,6 @@ from receiver.routing.explain import (
 )
 from receiver.routing.loader import load_rules, load_rules_texts
 from receiver.routing.matcher import RuleMatch, match_rules
-from receiver.routing.model import BUILTIN_CLIENT_TARGET
 from receiver.routing.ruleset import (
     Audience,
     CompiledRule,
@@ -29,9 +28,10 @@ from receiver.routing.schema import rules_json_schema
 from receiver.routing.subject import RoutingSubject
 from receiver.routing.throttle import throttle_allows
 from receiver.routing.webhook_subject import load_webhook_subject, subject_from_webhook
+from receiver.vocabulary import CLIENT_TARGET
 
 __all__ = [
-    "BUILTIN_CLIENT_TARGET",
+    "CLIENT_TARGET",
     "Audience",
     "CompiledRule",
     "Explanation",

@@ -7,9 +7,9 @@ which is what `status: {from, to}` compares.
 
 from __future__ import annotations
 
-from receiver.ingest.payload import KNOWN_EVENTS as WEBHOOK_EVENTS
-from receiver.ingest.payload import PERMISSION_EVENTS
 from receiver.status import ChannelStatus
+from receiver.vocabulary import KNOWN_EVENTS as WEBHOOK_EVENTS
+from receiver.vocabulary import PERMISSION_EVENTS
 
 KNOWN_EVENTS: tuple[str, ...] = tuple(sorted(WEBHOOK_EVENTS | PERMISSION_EVENTS))
 KNOWN_STATUSES: tuple[str, ...] = tuple(status.value for status in ChannelStatus)

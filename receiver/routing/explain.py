@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from receiver.routing.matcher import rule_applies, to_match, why_not
-from receiver.routing.model import BUILTIN_CLIENT_TARGET
 from receiver.routing.ruleset import Audience, RuleSet, audience_for_target
 from receiver.routing.subject import RoutingSubject
+from receiver.vocabulary import CLIENT_TARGET
 
 
 class RenderedMessage(Protocol):
@@ -155,7 +155,7 @@ def _no(name: str, file: str, line: int | None, reason: str) -> RuleVerdict:
 
 def _target(ruleset: RuleSet, name: str, context: Mapping[str, Any]) -> TargetPreview:
     audience = audience_for_target(name)
-    if name == BUILTIN_CLIENT_TARGET:
+    if name == CLIENT_TARGET:
         facts = context.get("facts")
         email = facts.get("client_email") if isinstance(facts, Mapping) else None
         state = f"client email: {email}" if email else "client email: unknown (skipped)"

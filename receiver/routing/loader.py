@@ -20,7 +20,6 @@ from receiver.routing.conditions import CompiledCondition
 from receiver.routing.errors import RuleProblem, RulesError
 from receiver.routing.events import KNOWN_EVENTS, KNOWN_STATUSES
 from receiver.routing.model import (
-    BUILTIN_CLIENT_TARGET,
     Condition,
     Match,
     Rule,
@@ -38,6 +37,7 @@ from receiver.routing.ruleset import (
 )
 from receiver.routing.throttle import compile_throttle_key
 from receiver.routing.yamlnodes import Document, Loc, RulesYamlLoader, build_document
+from receiver.vocabulary import CLIENT_TARGET
 
 TargetValidator = Callable[[str], str | None]
 TemplateCheck = Callable[[str], bool]
@@ -231,7 +231,7 @@ def _compile(
         for name, url in item.model.targets.items():
             line = item.document.line_of(("targets", name))
             key = f"targets.{name}"
-            if name == BUILTIN_CLIENT_TARGET:
+            if name == CLIENT_TARGET:
                 problems.append(
                     RuleProblem(
                         item.name, line, None, key, "`client` is built in; pick another name"
@@ -259,7 +259,7 @@ def _compile(
                         RuleProblem(item.name, line, None, key, f"invalid target URL: {safe}")
                     )
             targets[name] = Target(name=name, url=url, file=item.name, line=line)
-    known = sorted([*targets, BUILTIN_CLIENT_TARGET])
+    known = sorted([*targets, CLIENT_TARGET])
     rules: list[CompiledRule] = []
     seen: dict[str, CompiledRule] = {}
     for item in parsed:

@@ -24,7 +24,6 @@ from receiver.routing.durations import parse_duration
 Scalar = str | int | float | bool | None
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 MAX_INLINE_TEMPLATE = 64 * 1024
-BUILTIN_CLIENT_TARGET = "client"
 
 
 def _one_or_many(value: object) -> object:

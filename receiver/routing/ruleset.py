@@ -9,8 +9,8 @@ from typing import Literal
 
 from receiver.routing.conditions import CompiledCondition
 from receiver.routing.errors import RuleProblem
-from receiver.routing.model import BUILTIN_CLIENT_TARGET
 from receiver.routing.throttle import ThrottleKey
+from receiver.vocabulary import CLIENT_TARGET
 
 ANY = "*"
 Audience = Literal["ops", "client"]
@@ -119,7 +119,7 @@ class RuleSet:
 
     def target_url(self, name: str) -> str | None:
         """Return the Apprise URL of a named target; None when unset, unknown or `client`."""
-        if name == BUILTIN_CLIENT_TARGET:
+        if name == CLIENT_TARGET:
             return None
         target = self.targets.get(name)
         return target.url if target is not None and target.configured else None
@@ -127,4 +127,4 @@ class RuleSet:
 
 def audience_for_target(name: str) -> Audience:
     """Return the message audience for a target: `client` for the built-in, else `ops`."""
-    return "client" if name == BUILTIN_CLIENT_TARGET else "ops"
+    return "client" if name == CLIENT_TARGET else "ops"

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from receiver.dev.loopback import serve_app
 from receiver.dev.mailbox import Mailbox, run_mailbox
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.delivery import client_email_url, validate_target
+from receiver.notify.apprise import client_email_url, validate_target
 
 BASE = "mailtos://hub:S3cretPass@smtp.example.com:587?from=hub@example.com"
 

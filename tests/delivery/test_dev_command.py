@@ -22,8 +22,8 @@ from typing import Protocol
 import httpx
 import pytest
 
-from receiver.dev.loopback import free_port
 from receiver.dev.run import DEV_API_KEY, DEV_PARTNER_ID
+from receiver.http.loopback import free_port
 from tests.support.processes import REPO, process_env
 
 pytestmark = pytest.mark.timeout(90)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.delivery import client_email_url, send, validate_target
 from receiver.dev.mailbox import Mailbox
+from receiver.notify.apprise import client_email_url, send, validate_target
 
 
 @pytest.mark.parametrize(

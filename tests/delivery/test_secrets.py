@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from receiver.delivery import mask, send, validate_target
+from receiver.notify.apprise import mask, send, validate_target
 
 from .conftest import Sink
 

@@ -5,8 +5,8 @@ from typing import Any
 import apprise
 import pytest
 
-from receiver.delivery import client_email_url, send
 from receiver.dev.mailbox import Mailbox
+from receiver.notify.apprise import client_email_url, send
 
 
 async def test_it_emails_the_client_through_the_local_mailbox(mailbox: Mailbox) -> None:

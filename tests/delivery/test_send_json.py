@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from receiver.delivery import send
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
+from receiver.notify.apprise import send
 
 from .conftest import Sink
 

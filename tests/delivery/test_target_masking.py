@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.delivery import mask, send, validate_target
+from receiver.notify.apprise import mask, send, validate_target
 from receiver.ops.rules import rules_view
 from receiver.pipeline.rules_state import load
 from receiver.settings import Settings

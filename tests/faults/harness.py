@@ -28,9 +28,9 @@ import yaml
 from redis.asyncio import Redis
 
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
-from receiver.dev.loopback import free_port, serve_app
 from receiver.dev.sample_data import default_state
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import free_port, serve_app
 from tests.support.pg_server import PostgresServer, private_postgres
 from tests.support.processes import ServiceProcess, process_env, run_migrations
 from tests.support.redis_server import RedisServer, private_redis

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import orjson
 from hypothesis import strategies as st
 
-from receiver.ingest.payload import KNOWN_EVENTS
+from receiver.vocabulary import KNOWN_EVENTS
 from tests.conftest import sample
 
 SECRET = "fuzz-platform-secret"

@@ -26,10 +26,10 @@ from sqlalchemy import func, select, text
 
 from receiver.db.tables import Base, Delivery, Event
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
-from receiver.dev.loopback import serve_app
 from receiver.dev.mailbox import Mailbox
 from receiver.dev.sample_data import default_state
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
 from receiver.ingest.signature import sign
 from receiver.settings import Settings
 from tests.conftest import sample

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from receiver.settings import Settings
 from tests.conftest import sample
 from tests.ingest.support import SECRET, signed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from receiver.settings import Settings
 from tests.ingest.support import SECRET
 from tests.support.app import running_app

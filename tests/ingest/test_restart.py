@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 
 from receiver.db.tables import Event
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from receiver.settings import Settings
 from tests.ingest.support import JSON, event_body, events_in, eventually, stored_events
 from tests.support.app import running_app

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from tests.ingest.support import eventually
 from tests.support.processes import ServiceProcess, process_env
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.dev.loopback import free_port, serve_app
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import free_port, serve_app
 from receiver.settings import Settings
 from tests.ops.support import (
     ADMIN_TOKEN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from tests.ops.cli_support import delivery, event, hub_receiver, store
 
 PASSWORD = "Pg-S3cret-Pw"

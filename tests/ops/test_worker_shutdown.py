@@ -17,8 +17,8 @@ import asyncpg
 import httpx
 import pytest
 
-from receiver.dev.loopback import free_port, serve_app
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import free_port, serve_app
 from tests.faults.harness import FAST_ENV, HEADERS, SHARED_SECRET, probe_body, write_rules
 from tests.support.processes import ServiceProcess, process_env
 from tests.support.redis_server import private_redis

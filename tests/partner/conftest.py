@@ -6,8 +6,8 @@ from typing import Any, Protocol
 import pytest
 
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
-from receiver.dev.loopback import serve_app
 from receiver.dev.sample_data import default_state
+from receiver.http.loopback import serve_app
 from receiver.partner.client import PartnerClient
 
 from .support import API_KEY, PARTNER_ID, PASSWORD, TOKEN_TTL, USERNAME, ManualClock

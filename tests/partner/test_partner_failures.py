@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from receiver.dev.fake_hub import FakeHubState
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 from receiver.partner.client import PartnerAPIError, PartnerClient
 
 from .conftest import MakeClient

@@ -10,10 +10,10 @@ import pytest
 from redis.asyncio import Redis
 
 from receiver.dev.fake_hub import create_fake_hub_app
-from receiver.dev.loopback import serve_app
 from receiver.dev.mailbox import Mailbox, run_mailbox
 from receiver.dev.sample_data import default_state
 from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
 from receiver.settings import Settings
 from tests.pipeline.support import API_KEY, PARTNER_ID, SHIPPED_RULES, Hub, Sink
 from tests.support.servers import REDIS_HOST, REDIS_PORT, require

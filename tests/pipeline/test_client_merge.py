@@ -17,9 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from receiver.db.tables import Client
 from receiver.dev.fake_hub import create_fake_hub_app, error_response
-from receiver.dev.loopback import serve_app
 from receiver.dev.mailbox import Mailbox
 from receiver.dev.sample_data import default_state
+from receiver.http.loopback import serve_app
 from receiver.pipeline.enrich import embedded_client, merge_client
 from receiver.settings import Settings
 from tests.pipeline.support import (

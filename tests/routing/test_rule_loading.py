@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from receiver.ingest.payload import PERMISSION_EVENTS
 from receiver.routing import RulesError, load_rules, match_rules
 from receiver.routing.events import KNOWN_EVENTS
 from receiver.routing.yamlnodes import expand_variables
+from receiver.vocabulary import PERMISSION_EVENTS
 
 from .support import load, sample_subject, subject
 

@@ -10,7 +10,7 @@ import httpx
 from starlette.applications import Starlette
 
 from receiver.app import create_app
-from receiver.dev.loopback import serve_app
+from receiver.http.loopback import serve_app
 from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.worker import build_worker
 from receiver.services import Services

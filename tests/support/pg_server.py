@@ -24,7 +24,7 @@ from typing import Literal
 import asyncpg
 import pytest
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 
 HOST = "127.0.0.1"
 PG_BIN = Path(os.environ.get("FAULT_PG_BIN", "/usr/lib/postgresql/15/bin"))

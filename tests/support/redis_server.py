@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.dev.loopback import free_port
+from receiver.http.loopback import free_port
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 5.0

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from receiver.cli.terminal import clean
 from receiver.db.tables import Channel, Client, Delivery, Event, StatusChange
 from receiver.ops import records
 from receiver.ops.records import event_summary
 from receiver.services import base_services
 from receiver.settings import Settings
-from receiver.terminal import clean
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from receiver.cli.terminal import clean_lines
 from receiver.ops.replay import ReplayError, replay
 from receiver.ops.retention import run_retention
 from receiver.routing.errors import RulesError
 from receiver.services import base_services, load_rules_holder
 from receiver.settings import Settings
-from receiver.terminal import clean_lines
 
 
 async def replay_command(

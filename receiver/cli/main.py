@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from receiver import cli_errors
+from receiver.cli import arguments
 from receiver.logs import configure_logging
 from receiver.settings import Settings, SettingsError, load_settings
 
@@ -60,8 +60,8 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events_list(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.views import events_list
     from receiver.ops.records import Filters, Window
-    from receiver.views import events_list
 
     filters = Filters(
         since=args.since,
@@ -79,7 +79,7 @@ def _events_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events_show(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.views import event_show
+    from receiver.cli.views import event_show
 
     return asyncio.run(event_show(settings, args.event, as_json=args.json))
 
@@ -94,19 +94,19 @@ def _event_time(text: str) -> datetime:
 
 
 def _channels_list(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.views import channels_list
+    from receiver.cli.views import channels_list
 
     return asyncio.run(channels_list(settings, limit=args.limit, as_json=args.json))
 
 
 def _channels_show(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.views import channel_show
+    from receiver.cli.views import channel_show
 
     return asyncio.run(channel_show(settings, args.channel_id, as_json=args.json))
 
 
 def _deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.views import deliveries_list
+    from receiver.cli.views import deliveries_list
 
     return asyncio.run(
         deliveries_list(settings, state=args.state, limit=args.limit, as_json=args.json)
@@ -114,7 +114,7 @@ def _deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.views import deliveries_retry
+    from receiver.cli.views import deliveries_retry
 
     if not args.ids and not args.all_dead:
         print("name delivery ids, or --all-dead", file=sys.stderr)
@@ -190,7 +190,7 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(explanation_as_dict(explanation), indent=2))
     else:
-        from receiver.terminal import clean_lines
+        from receiver.cli.terminal import clean_lines
 
         print(clean_lines(format_explanation(explanation, verbose=not args.brief)))
     unconfigured = [name for name, target in loaded.rules.targets.items() if not target.configured]
@@ -278,7 +278,7 @@ def _timestamp(value: str) -> datetime:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.ops.commands import replay_command
+    from receiver.cli.ops_commands import replay_command
 
     return asyncio.run(
         replay_command(
@@ -296,7 +296,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _retention(args: argparse.Namespace, settings: Settings) -> int:
-    from receiver.ops.commands import retention_command
+    from receiver.cli.ops_commands import retention_command
 
     return asyncio.run(retention_command(settings, days=args.days, as_json=args.json))
 
@@ -338,12 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", type=_event_time, help="ISO time or a duration back from now: 30m, 2h, 1d"
     )
     events_list.add_argument("--until", type=_event_time, help="ISO time or a duration ago")
-    events_list.add_argument("--limit", type=cli_errors.count, default=20)
+    events_list.add_argument("--limit", type=arguments.count, default=20)
     paging = events_list.add_mutually_exclusive_group()
     paging.add_argument(
-        "--before", type=cli_errors.row_id, metavar="ID", help="the next page: events older than ID"
+        "--before", type=arguments.row_id, metavar="ID", help="the next page: events older than ID"
     )
-    paging.add_argument("--offset", type=cli_errors.count, default=0)
+    paging.add_argument("--offset", type=arguments.count, default=0)
     events_list.add_argument("--json", action="store_true", help="machine-readable output")
     events_list.set_defaults(handler=_events_list)
     events_show = events_commands.add_parser(
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="channels_command", required=True, metavar="ACTION"
     )
     channels_list = channels_commands.add_parser("list", help="known channels with status")
-    channels_list.add_argument("--limit", type=cli_errors.count, default=50)
+    channels_list.add_argument("--limit", type=arguments.count, default=50)
     channels_list.add_argument("--json", action="store_true")
     channels_list.set_defaults(handler=_channels_list)
     channels_show = channels_commands.add_parser("show", help="one channel with its status history")
@@ -374,13 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries_list.add_argument(
         "--state", help="pending, sending, sent, failed, dead, held, skipped, throttled"
     )
-    deliveries_list.add_argument("--limit", type=cli_errors.count, default=50)
+    deliveries_list.add_argument("--limit", type=arguments.count, default=50)
     deliveries_list.add_argument("--json", action="store_true")
     deliveries_list.set_defaults(handler=_deliveries_list)
     deliveries_retry = deliveries_commands.add_parser(
         "retry", help="send dead, failed or held deliveries again"
     )
-    deliveries_retry.add_argument("ids", nargs="*", type=cli_errors.row_id)
+    deliveries_retry.add_argument("ids", nargs="*", type=arguments.row_id)
     deliveries_retry.add_argument(
         "--all-dead", action="store_true", help="every dead or failed delivery"
     )
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="re-run routing for stored events under the current rules"
     )
-    replay.add_argument("ids", nargs="*", type=cli_errors.row_id, help="event ids")
+    replay.add_argument("ids", nargs="*", type=arguments.row_id, help="event ids")
     replay.add_argument("--since", type=_timestamp, help="ISO time, e.g. 2026-11-01T00:00:00Z")
     replay.add_argument("--until", type=_timestamp)
     replay.add_argument("--channel")
@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run = retention_commands.add_parser(
         "run", help="purge now (RETENTION_DAYS or --days)"
     )
-    retention_run.add_argument("--days", type=cli_errors.days)
+    retention_run.add_argument("--days", type=arguments.days)
     retention_run.add_argument("--json", action="store_true")
     retention_run.set_defaults(handler=_retention)
 
@@ -473,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # A database that is down or refuses us is the one failure every command can meet:
         # say so in one line. Anything else is a bug, and keeps its traceback.
-        failure = cli_errors.database_failure(exc, database_url=settings.database_url)
+        failure = arguments.database_failure(exc, database_url=settings.database_url)
         if failure is None:
             raise
         print(f"hub-receiver: {failure}", file=sys.stderr)

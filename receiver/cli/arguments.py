@@ -53,7 +53,7 @@ def row_id(value: str) -> int:
 
 
 def _shown_url(database_url: str) -> str:
-    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only on this error path
+    from sqlalchemy.engine import make_url
 
     try:
         return make_url(database_url).render_as_string(hide_password=True)
@@ -71,8 +71,8 @@ def _from_database_code(exc: BaseException) -> bool:
 
 def database_failure(exc: BaseException, *, database_url: str) -> str | None:
     """One line naming DATABASE_URL (password hidden) and what failed; None if not the database."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     if isinstance(exc, DBAPIError):
         # The driver's own words ("database "x" does not exist"), without SQLAlchemy's

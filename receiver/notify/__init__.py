@@ -1,0 +1,1 @@
+"""Sending notifications: the Apprise transport."""
