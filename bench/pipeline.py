@@ -36,7 +36,7 @@ from bench import databases, processes
 from bench.events import API_KEY, PARTNER_ID, webhook_body
 from bench.ingest import SECRET, receiver_env, write_rules
 from receiver.jobs.arq_queue import ArqQueue
-from receiver.jobs.queue import JobRequest
+from receiver.queue import JobRequest
 
 RULES = """\
 targets:

@@ -18,10 +18,10 @@ from receiver.http.health import healthz, readyz
 from receiver.http.metrics import metrics_endpoint
 from receiver.http.webhooks import partner_webhook
 from receiver.ingest.writer import EventWriter
-from receiver.jobs.runtime import open_runtime
 from receiver.metrics import Metrics
 from receiver.ops.rules import install_reload_signal
 from receiver.settings import Settings
+from receiver.wiring import open_runtime
 
 log = logging.getLogger("receiver.app")
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from receiver.db.engine import create_engine, create_sessionmaker
-from receiver.jobs.queue import JobQueue
-from receiver.jobs.relay import Relay
+from receiver.db.engine import Engine, Sessions, create_engine, create_sessionmaker
 from receiver.metrics import Metrics
 from receiver.partner.client import PartnerClient
-from receiver.pipeline.rules_state import RulesHolder, load
+from receiver.queue import JobQueue
+from receiver.routing.rules_state import RulesHolder
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.services")
@@ -27,15 +24,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Handover(Protocol):
+    """The outbox relay as the rest of a process sees it (built in `receiver.wiring`)."""
+
+    queue_ok: bool
+    last_sweep_at: datetime | None
+
+    def events_committed(self, event_ids: Sequence[int]) -> None: ...
+
+    async def sweep(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    engine: Engine
+    sessions: Sessions
     metrics: Metrics
     clock: Callable[[], datetime] = utc_now
     queue: JobQueue | None = None
-    relay: Relay | None = None
+    relay: Handover | None = None
     partner: PartnerClient | None = None
     rules_holder: RulesHolder | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -52,9 +62,7 @@ class Services:
         return self.queue
 
 
-def open_database(
-    settings: Settings, *, runs_jobs: bool = False
-) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+def open_database(settings: Settings, *, runs_jobs: bool = False) -> tuple[Engine, Sessions]:
     # A process that runs jobs needs about a connection per concurrent job; capped so that
     # several workers stay inside PostgreSQL's default 100 connections (jobs wait briefly).
     pool_size = min(settings.worker_max_jobs, 20) + 5 if runs_jobs else 10
@@ -88,8 +96,3 @@ def partner_client(settings: Settings, metrics: Metrics) -> PartnerClient | None
         timeout=settings.d360_timeout,
         on_request=observe,
     )
-
-
-def load_rules_holder(settings: Settings) -> RulesHolder:
-    """Load the routing rules (raises RulesError naming file, line, rule and key)."""
-    return RulesHolder(settings, load(settings, now=utc_now()))

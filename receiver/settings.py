@@ -15,24 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from receiver.durations import parse_duration
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hub-receiver.db"
 DEFAULT_API_BASE = "https://hub.360dialog.io/api/v2"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SCHEME_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class SettingsError(Exception):
     """The environment holds a value we cannot run with; the message names the variable."""
-
-
-def parse_duration(value: str) -> float:
-    """Parse `30s`, `10m`, `1.5h`, `2d` or a bare number of seconds into seconds."""
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 10m, 1h, 2d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def normalise_database_url(url: str) -> str:
@@ -116,6 +108,11 @@ class Settings(BaseSettings):
     )
     # At most 60 s: a send must end well inside its claim lease (pipeline/deliver.py).
     delivery_timeout: Annotated[float, NoDecode] = Field(30.0, gt=0, le=60)
+    # Claim leases: a run that holds an event (a send that holds a delivery) longer than this
+    # is taken for dead and its work claimed again. The send lease must outlast any send
+    # (DELIVERY_TIMEOUT); fault tests shorten both to see recovery within a CI run.
+    event_lease: Annotated[float, NoDecode] = Field(120.0, gt=0)
+    send_lease: Annotated[float, NoDecode] = Field(90.0, gt=0)
     worker_max_jobs: int = Field(50, ge=1)
     worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     retention_days: int | None = Field(None, ge=1)
@@ -165,7 +162,13 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @field_validator(
-        "sweep_interval", "requeue_after", "enrich_max_wait", "delivery_timeout", mode="before"
+        "sweep_interval",
+        "requeue_after",
+        "enrich_max_wait",
+        "delivery_timeout",
+        "event_lease",
+        "send_lease",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: Any) -> Any:

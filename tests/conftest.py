@@ -18,7 +18,13 @@ from sqlalchemy import text
 from receiver.db.engine import create_engine
 from receiver.db.migrate import upgrade
 from receiver.db.tables import Base
+from receiver.dev.fake_hub import create_fake_hub_app
+from receiver.dev.mailbox import Mailbox, run_mailbox
+from receiver.dev.sample_data import default_state
+from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
 from receiver.settings import Settings
+from tests.support.fakes import API_KEY, PARTNER_ID, Hub, Sink
 from tests.support.servers import (
     PG_HOST,
     PG_PORT,
@@ -29,8 +35,6 @@ from tests.support.servers import (
     require,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REDIS_TEST_DB = 9
 
 
@@ -107,6 +111,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only, for tests where the database is not the point."""
+    path = tmp_path / "hub-sqlite.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
 async def pg_url(postgres_database: str) -> str:
     """PostgreSQL only (for tests where PostgreSQL's behaviour is the point)."""
     await truncate_all(postgres_database)
@@ -147,10 +159,30 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
-def sample(name: str) -> bytes:
-    """A payload from ../shared/samples (falling back to the copy in tests/fixtures)."""
-    for folder in (SHARED / "samples", FIXTURES):
-        path = folder / name
-        if path.exists():
-            return path.read_bytes()
-    raise FileNotFoundError(name)
+# --- the fakes of what we do not own -------------------------------------------------------
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    """The fake Partner API, holding the two sample clients."""
+    state = default_state(PARTNER_ID)
+    async with serve_app(create_fake_hub_app(state, api_key=API_KEY)) as url:
+        yield Hub(state=state, url=url)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """A json:// target that records what it is sent."""
+    state = SinkState()
+    async with serve_app(create_sink_app(state)) as base_url:
+        try:
+            yield Sink(state=state, base_url=base_url)
+        finally:
+            state.recover()  # releases hanging requests so the server can stop
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """An SMTP server on loopback that keeps every email."""
+    with run_mailbox() as box:
+        yield box

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +15,8 @@ from receiver.status import (
     is_newer,
     status_changed,
 )
+from tests.support.samples import sample_json
 
-FIXTURES = Path(__file__).parent / "partner" / "fixtures"
 TERMINATED = datetime(2026, 4, 1, tzinfo=UTC)
 
 
@@ -264,7 +262,7 @@ def test_every_derived_status_is_in_the_documented_set() -> None:
 
 
 def sample_channel(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    body: dict[str, Any] = sample_json(name)
     if "partner_channels" in body:
         channel: dict[str, Any] = body["partner_channels"][0]
         return channel

@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
-    from receiver.jobs.worker import run_worker
+    from receiver.worker import run_worker
 
     uvloop.run(run_worker(settings, burst=args.burst))
     return 0
@@ -123,8 +123,8 @@ def _deliveries_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load_rules_or_report(settings: Settings) -> Any:
-    from receiver.pipeline.rules_state import load
     from receiver.routing.errors import RulesError
+    from receiver.routing.rules_state import load
     from receiver.services import utc_now
 
     try:
@@ -165,8 +165,8 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from receiver.messages.context import build_context
+    from receiver.pipeline.subject import preview_status_why, preview_subject
     from receiver.routing.explain import explain, explanation_as_dict, format_explanation
-    from receiver.routing.webhook_subject import load_webhook_subject
     from receiver.services import utc_now
 
     loaded = _load_rules_or_report(settings)
@@ -177,15 +177,26 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
         before, _, after = args.status.rpartition(":")
         change = (before or None, after)
     try:
-        subject = load_webhook_subject(Path(args.event_file), now=utc_now(), status_change=change)
+        text = Path(args.event_file).read_text(encoding="utf-8")
+        # Built by the code production routes with: the same parser, row and subject.
+        subject = preview_subject(text, now=utc_now(), status_change=change)
     except (OSError, ValueError) as exc:
         print(f"cannot read {args.event_file}: {exc}", file=sys.stderr)
         return 2
+    # What production's messages say about Partner API details with this configuration
+    # (`rules test` does not call the Partner API; with it configured, the payload stands in).
+    enrichment = "enriched" if settings.partner_api_configured else "not_configured"
     explanation = explain(
         loaded.rules,
         subject,
         loaded.renderer,
-        build_context=lambda subject, rule: build_context(subject, rule=rule),
+        build_context=lambda subject, rule: build_context(
+            subject,
+            rule=rule,
+            status_why=preview_status_why(subject),
+            enriched=enrichment == "enriched",
+            enrichment=enrichment,
+        ),
     )
     if args.json:
         print(json.dumps(explanation_as_dict(explanation), indent=2))

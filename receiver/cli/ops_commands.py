@@ -11,8 +11,9 @@ from receiver.cli.terminal import clean_lines
 from receiver.ops.replay import ReplayError, replay
 from receiver.ops.retention import run_retention
 from receiver.routing.errors import RulesError
-from receiver.services import base_services, load_rules_holder
+from receiver.services import base_services
 from receiver.settings import Settings
+from receiver.wiring import load_rules_holder
 
 
 async def replay_command(

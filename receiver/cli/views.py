@@ -1,4 +1,9 @@
-"""Read-only views for the CLI: tables for people, JSON for scripts."""
+"""What the CLI prints about events, channels and deliveries: tables for people, JSON for scripts.
+
+Every listing and detail comes from the read model (`receiver/ops/records.py`), the one the
+admin API serves, so `--json` prints the same items; this module only lays them out. A
+retry by hand goes through `receiver/ops/retry.py`, as the admin API's does.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
-
 from receiver.cli.terminal import clean
-from receiver.db.tables import Channel, Client, Delivery, Event, StatusChange
 from receiver.ops import records
-from receiver.ops.records import event_summary
 from receiver.services import base_services
 from receiver.settings import Settings
+
+# Who a retry's attempt log names as having asked for it.
+CLI_RETRY = "hub-receiver deliveries retry"
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
@@ -197,40 +201,22 @@ def format_event(detail: dict[str, Any]) -> str:
     return "\n".join(clean(line) for line in lines)
 
 
-def channel_summary(channel: Channel, client: Client | None) -> dict[str, Any]:
-    return {
-        "id": channel.id,
-        "phone_number": channel.phone_number,
-        "client_id": channel.client_id,
-        "client_name": client.name if client else None,
-        "contact_email": client.contact_email if client else None,
-        "status": channel.status,
-        "why": channel.status_why,
-        "enriched": channel.enriched,
-        "snapshot_at": channel.snapshot_at.isoformat(),
-        "fetched_at": channel.fetched_at.isoformat(),
-    }
-
-
 async def channels_list(settings: Settings, *, limit: int, as_json: bool) -> int:
+    """Print the channels most recently fetched first."""
     services = base_services(settings)
     try:
-        async with services.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Channel, Client)
-                    .outerjoin(Client, Client.id == Channel.client_id)
-                    .order_by(Channel.fetched_at.desc())
-                    .limit(limit)
-                )
-            ).all()
+        page = await records.list_channels(
+            services,
+            filters=records.Filters(),
+            window=records.Window(limit=limit),
+            recently_fetched_first=True,
+        )
     finally:
         await services.engine.dispose()
-    summaries = [channel_summary(channel, client) for channel, client in rows]
     if as_json:
-        print(json.dumps(summaries, indent=2))
+        print(json.dumps(page.items, indent=2))
         return 0
-    if not summaries:
+    if not page.items:
         print("no channels known yet")
         return 0
     print(
@@ -241,9 +227,9 @@ async def channels_list(settings: Settings, *, limit: int, as_json: bool) -> int
                     s["phone_number"] or "-",
                     s["client_name"] or s["client_id"] or "-",
                     s["status"] or "-",
-                    s["why"] or "",
+                    s["status_why"] or "",
                 ]
-                for s in summaries
+                for s in page.items
             ],
             ["CHANNEL", "PHONE", "CLIENT", "STATUS", "WHY"],
         )
@@ -252,107 +238,59 @@ async def channels_list(settings: Settings, *, limit: int, as_json: bool) -> int
 
 
 async def channel_show(settings: Settings, channel_id: str, *, as_json: bool) -> int:
+    """Print one channel: its client, status and why, and its status history (oldest first)."""
     services = base_services(settings)
     try:
-        async with services.sessions() as session:
-            channel = await session.get(Channel, channel_id)
-            if channel is None:
-                print(clean(f"no channel {channel_id!r} is known"), file=sys.stderr)
-                return 1
-            client = await session.get(Client, channel.client_id) if channel.client_id else None
-            history = (
-                await session.scalars(
-                    select(StatusChange)
-                    .where(StatusChange.channel_id == channel_id)
-                    .order_by(StatusChange.channel_version)
-                )
-            ).all()
-            events = (
-                await session.scalars(
-                    select(Event)
-                    .where(Event.channel_id == channel_id)
-                    .order_by(Event.id.desc())
-                    .limit(10)
-                )
-            ).all()
+        detail = await records.channel_detail(services, channel_id)
     finally:
         await services.engine.dispose()
-    summary = channel_summary(channel, client)
-    summary["history"] = [
-        {
-            "from": change.from_status,
-            "to": change.to_status,
-            "why": change.why,
-            "event_id": change.event_id,
-            "at": change.changed_at.isoformat(),
-        }
-        for change in history
-    ]
-    summary["recent_events"] = [event_summary(event) for event in events]
+    if detail is None:
+        print(clean(f"no channel {channel_id!r} is known"), file=sys.stderr)
+        return 1
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(detail, indent=2))
         return 0
-    print(clean(f"channel   {summary['id']}"))
-    print(clean(f"phone     {summary['phone_number'] or '-'}"))
-    client_line = summary["client_name"] or "-"
-    print(clean(f"client    {client_line} ({summary['client_id'] or 'unknown id'})"))
-    print(clean(f"email     {summary['contact_email'] or 'not known'}"))
-    print(clean(f"status    {summary['status']}: {summary['why']}"))
-    print(
-        f"source    {'Partner API' if summary['enriched'] else 'webhook payload (not confirmed)'}"
-    )
+    print(clean(f"channel   {detail['id']}"))
+    print(clean(f"phone     {detail['phone_number'] or '-'}"))
+    client_line = detail["client_name"] or "-"
+    print(clean(f"client    {client_line} ({detail['client_id'] or 'unknown id'})"))
+    print(clean(f"email     {detail['contact_email'] or 'not known'}"))
+    print(clean(f"status    {detail['status']}: {detail['status_why']}"))
+    print(f"source    {'Partner API' if detail['enriched'] else 'webhook payload (not confirmed)'}")
     print("history")
     rows = [
         [
-            item["at"][:19].replace("T", " "),
-            f"{item['from'] or '(first seen)'} -> {item['to']}",
-            str(item["event_id"]),
-            item["why"] or "",
+            change["changed_at"][:19].replace("T", " "),
+            f"{change['from'] or '(first seen)'} -> {change['to']}",
+            str(change["event_id"]),
+            change["why"] or "",
         ]
-        for item in summary["history"]
+        for change in reversed(detail["status_history"])  # newest first in the read model
     ]
+    if len(rows) >= records.STATUS_HISTORY_LIMIT:
+        print(f"(the latest {len(rows)} changes; older ones are kept but not shown)")
     print(table(rows, ["AT (UTC)", "CHANGE", "EVENT", "WHY"]) if rows else "  (none)")
     return 0
-
-
-def delivery_summary(row: Delivery, event_type: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "event_id": row.event_id,
-        "event_type": event_type,
-        "rule": row.rule_name,
-        "target": row.target_name,
-        "target_kind": row.target_kind,
-        "target_display": row.target_display,
-        "replay_round": row.replay_round,
-        "state": row.state,
-        "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-        "last_error": row.last_error,
-        "render_error": row.render_error,
-        "title": row.title,
-        "created_at": row.created_at.isoformat(),
-        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-    }
 
 
 async def deliveries_list(
     settings: Settings, *, state: str | None, limit: int, as_json: bool
 ) -> int:
+    """Print the latest deliveries, newest first."""
     services = base_services(settings)
     try:
-        async with services.sessions() as session:
-            query = select(Delivery, Event.event_type).join(Event, Event.id == Delivery.event_id)
-            if state:
-                query = query.where(Delivery.state == state)
-            rows = (await session.execute(query.order_by(Delivery.id.desc()).limit(limit))).all()
+        page = await records.list_deliveries(
+            services, filters=records.Filters(state=state), window=records.Window(limit=limit)
+        )
+    except records.FilterError as exc:
+        print(f"hub-receiver: {exc}", file=sys.stderr)
+        return 2
     finally:
         await services.engine.dispose()
-    summaries = [delivery_summary(row, event_type) for row, event_type in rows]
     if as_json:
-        print(json.dumps(summaries, indent=2))
+        print(json.dumps(page.items, indent=2))
         return 0
-    if not summaries:
+    if not page.items:
         print("no deliveries" + (f" in state {state}" if state else ""))
         return 0
     # Rule names and errors are printed whole (the terminal wraps them): cut short, the
@@ -370,7 +308,7 @@ async def deliveries_list(
                     str(s["attempts"]),
                     s["last_error"] or "",
                 ]
-                for s in summaries
+                for s in page.items
             ],
             ["ID", "EVENT", "TYPE", "RULE", "TARGET", "STATE", "TRIES", "LAST ERROR"],
         )
@@ -379,26 +317,29 @@ async def deliveries_list(
 
 
 async def deliveries_retry(settings: Settings, *, ids: Sequence[int], all_dead: bool) -> int:
-    """Make dead (or failed) deliveries due now; a running service's sweep picks them up."""
+    """Retry deliveries by hand (the admin API's retry) and print which were queued."""
+    from receiver.ops.retry import retry_all_dead, retry_deliveries
+
     services = base_services(settings)
-    now = services.clock()
+    if settings.redis_url:
+        from receiver.jobs.arq_queue import ArqQueue
+
+        # Handed to the workers now, as the admin API does; the sweep is the backstop.
+        services.queue = ArqQueue(settings.redis_url)
     try:
-        async with services.sessions.begin() as session:
-            # `held` (over the client cap) only by id: releasing every held message at once
-            # would send the very flood the cap stopped.
-            query = update(Delivery).where(
-                Delivery.state.in_(("dead", "failed") if all_dead else ("dead", "failed", "held"))
-            )
-            if not all_dead:
-                query = query.where(Delivery.id.in_(list(ids)))
-            result = await session.execute(
-                query.values(
-                    state="pending", next_attempt_at=now, enqueued_at=None, updated_at=now
-                ).returning(Delivery.id)
-            )
-            revived = list(result.scalars())
+        if all_dead:
+            results = await retry_all_dead(services, requested_by=CLI_RETRY)
+        else:
+            results = await retry_deliveries(services, ids, requested_by=CLI_RETRY)
     finally:
+        if services.queue is not None:
+            await services.queue.close()
         await services.engine.dispose()
+    for result in results:
+        if not result.retried:
+            why = "does not exist" if result.state is None else f"is {result.state}"
+            print(f"delivery {result.delivery_id} {why}", file=sys.stderr)
+    revived = [result.delivery_id for result in results if result.retried]
     if not revived:
         print("nothing to retry (only dead, failed or held deliveries can be retried)")
         return 1
@@ -406,5 +347,8 @@ async def deliveries_retry(settings: Settings, *, ids: Sequence[int], all_dead: 
         f"{len(revived)} deliver{'y' if len(revived) == 1 else 'ies'} queued for retry: "
         + ", ".join(map(str, revived))
     )
-    print("a running service sends them within SWEEP_INTERVAL")
+    if all(result.enqueued for result in results if result.retried):
+        print("handed to the workers")
+    else:
+        print("a running service sends them within SWEEP_INTERVAL")
     return 0

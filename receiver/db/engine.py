@@ -14,6 +14,12 @@ from sqlalchemy.ext.asyncio import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# The names the rest of the code uses for these types, so that only receiver/db/ imports
+# SQLAlchemy.
+Engine = AsyncEngine
+Session = AsyncSession
+Sessions = async_sessionmaker[AsyncSession]
+
 
 def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
     """Create the async engine. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE`."""

@@ -12,6 +12,9 @@ from sqlalchemy.types import TypeDecorator
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants a bigint for growth.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Both are signed 64-bit: a larger id names no row, and the drivers refuse to send it
+# (asyncpg raises OverflowError), so callers check against this first.
+MAX_ID = 2**63 - 1
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 

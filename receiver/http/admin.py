@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.db.types import MAX_ID
 from receiver.http.errors import json_error
 from receiver.ops import records
 from receiver.ops.replay import ReplayError, replay
@@ -175,7 +176,7 @@ def _filters(request: Request) -> records.Filters:
 def _path_id(request: Request, name: str) -> int | None:
     """The id in the path; None for one no row can have (beyond 64 bits): answered 404."""
     value: int = request.path_params[name]
-    return value if 0 <= value <= records.MAX_ID else None
+    return value if 0 <= value <= MAX_ID else None
 
 
 def _services(request: Request) -> Services:

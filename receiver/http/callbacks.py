@@ -20,11 +20,13 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from receiver.db.queries import DatabaseUnavailableError, existing_dedup_keys
+from receiver.db.errors import DatabaseUnavailableError
+from receiver.db.store.listings import existing_dedup_keys
 from receiver.http.webhooks import new_correlation_id
 from receiver.ingest.callback import CallbackQueryError, PermissionClaim, parse_permission_query
 from receiver.ingest.writer import StoreUnavailableError
 from receiver.services import Services
+from receiver.vocabulary import Claim, EventState
 
 log = logging.getLogger("receiver.callback")
 
@@ -83,7 +85,7 @@ async def recent_duplicates(services: Services, rows: list[dict[str, Any]]) -> s
         for row in rows
     }
     since = services.clock() - timedelta(seconds=DEDUP_WINDOW_SECONDS)
-    found = await existing_dedup_keys(services.sessions, previous, received_after=since)
+    found = await existing_dedup_keys(services.sessions, keys=previous, received_after=since)
     return {previous[key] for key in found}
 
 
@@ -119,8 +121,8 @@ def claim_rows(
                         "channel_id": channel_id,
                         "client_id": claim.client_id,
                     },
-                    "claim": "unconfirmed",
-                    "state": "received",
+                    "claim": Claim.UNCONFIRMED.value,
+                    "state": EventState.RECEIVED.value,
                     "attempts": 0,
                     "enrichment": "pending",
                 }

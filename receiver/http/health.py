@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from receiver.db.store import maintenance
 from receiver.services import Services
 
 log = logging.getLogger("receiver.health")
@@ -22,8 +22,8 @@ async def healthz(_request: Request) -> Response:
 
 async def database_ok(services: Services) -> bool:
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT), services.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await maintenance.ping(engine=services.engine)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness: database check failed: %s", type(exc).__name__)
         return False

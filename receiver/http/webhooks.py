@@ -25,6 +25,7 @@ from receiver.ingest.signature import authenticate
 from receiver.ingest.writer import StoreUnavailableError
 from receiver.metrics import event_label
 from receiver.services import Services
+from receiver.vocabulary import EventState
 
 log = logging.getLogger("receiver.webhook")
 
@@ -201,7 +202,7 @@ async def _handle(request: Request, services: Services) -> Response:
         "headers": headers,
         "verification": auth.verification.value,
         "parsed": parsed.model_dump(exclude_none=True),
-        "state": "received",
+        "state": EventState.RECEIVED.value,
         "attempts": 0,
         "enrichment": "pending",
     }

@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from receiver.db.tables import Base, Event, RejectedRequest
+from receiver.db.engine import Engine
+from receiver.db.errors import ROW_REFUSED
+from receiver.db.store import events
 
 log = logging.getLogger("receiver.ingest")
 
@@ -51,7 +48,7 @@ class EventWriter:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Engine,
         *,
         on_committed: Callable[[Sequence[int]], None] | None = None,
         max_batch: int = MAX_BATCH,
@@ -62,17 +59,8 @@ class EventWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._rejections: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
-        insert_for = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        # Built once against the Table and run as an executemany (SQLAlchemy's
-        # insertmanyvalues): compiled once and cached, where `.values([...])` compiled a new
-        # statement for every batch and cost half the web process's CPU under load.
-        table = Base.metadata.tables["events"]
-        self._columns = frozenset(table.c.keys())
-        self._statement = (
-            insert_for(table)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(table.c.id, table.c.dedup_key)
-        )
+        # Built once, run as an executemany for every batch (see `events.event_insert`).
+        self._statement = events.event_insert(engine)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
@@ -86,6 +74,11 @@ class EventWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._flush_rejections()
+
+    async def flush(self) -> None:
+        """Commit what is queued and store the refusal samples now, instead of within a second."""
+        await self._queue.join()
         await self._flush_rejections()
 
     async def write(self, row: dict[str, Any]) -> WriteResult:
@@ -133,7 +126,7 @@ class EventWriter:
         pending = [item for item in batch if not item.future.done()]
         try:
             results = await self._insert_events([item.row for item in pending])
-        except (DataError, IntegrityError) as exc:
+        except ROW_REFUSED as exc:
             # One odd row must not fail the others committed with it: retry them one by one.
             log.warning("event batch rejected (%s): committing rows one by one", type(exc).__name__)
             results = {}
@@ -173,19 +166,16 @@ class EventWriter:
         # An executemany takes its columns from the first row: a webhook row and a callback
         # row (claim, no external id) in one batch must carry the same keys, or the batch
         # fails (a missing key) or silently drops a value (an extra one).
-        columns = {name for row in unique.values() for name in row if name in self._columns}
+        columns = {name for row in unique.values() for name in row if name in events.EVENT_COLUMNS}
         batch = [{name: row.get(name) for name in columns} for row in unique.values()]
         results: dict[str, WriteResult] = {}
         async with self._engine.begin() as conn:
-            inserted = await conn.execute(self._statement, batch)
-            for event_id, key in inserted.all():
+            inserted = await events.insert_events(conn, statement=self._statement, rows=batch)
+            for event_id, key in inserted:
                 results[key] = WriteResult(event_id=event_id, duplicate=False)
             missing = [key for key in unique if key not in results]
             if missing:
-                found = await conn.execute(
-                    select(Event.id, Event.dedup_key).where(Event.dedup_key.in_(missing))
-                )
-                for event_id, key in found.all():
+                for event_id, key in await events.ids_by_dedup_key(conn, keys=missing):
                     results[key] = WriteResult(event_id=event_id, duplicate=True)
         return results
 
@@ -195,6 +185,6 @@ class EventWriter:
         rows, self._rejections = self._rejections, []
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(RejectedRequest), rows)
+                await events.insert_rejections(conn, rows=rows)
         except Exception as exc:  # noqa: BLE001 - a lost sample of refusals is not an event lost
             log.warning("could not store %d rejected requests: %s", len(rows), type(exc).__name__)

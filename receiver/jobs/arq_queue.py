@@ -20,7 +20,7 @@ from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from receiver.jobs.queue import JobRequest, QueueUnavailableError
+from receiver.queue import JobRequest, QueueUnavailableError
 
 _ENQUEUE = """
 if redis.call('exists', KEYS[1], KEYS[2]) > 0 then return 0 end

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from receiver.jobs.queue import JobFunction, JobRequest, RetryLater
+from receiver.queue import JobFunction, JobRequest, RetryLater
 
 log = logging.getLogger("receiver.jobs")
 

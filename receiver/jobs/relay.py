@@ -17,11 +17,9 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from receiver.db.tables import Delivery, Event
-from receiver.jobs.queue import JobQueue, JobRequest, QueueUnavailableError
+from receiver.db.engine import Engine
+from receiver.db.store import deliveries, events
+from receiver.queue import JobQueue, JobRequest, QueueUnavailableError
 
 log = logging.getLogger("receiver.relay")
 
@@ -29,16 +27,15 @@ SWEEP_BATCH = 1000
 PROCESS_EVENT = "process_event"
 DELIVER = "deliver"
 REENRICH = "reenrich_event"
-REENRICH_WINDOW = timedelta(hours=24)
+REENRICH_WINDOW = timedelta(hours=24)  # routed without the Partner API: retried this long
 REENRICH_BATCH = 50
-DUE_DELIVERY_STATES = ("pending", "failed", "sending")
 
 
 class Relay:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        engine: Engine,
         queue: JobQueue,
         clock: Callable[[], datetime],
         sweep_interval: float,
@@ -109,67 +106,33 @@ class Relay:
             log.warning("queue unavailable (%s): %d events left for the sweep", exc, len(ids))
             return
         self.queue_ok = True
-        await self._mark(Event, ids)
+        await self._mark(event_ids=ids)
 
-    async def _mark(self, table: type[Event] | type[Delivery], ids: Sequence[int]) -> None:
+    async def _mark(
+        self, *, event_ids: Sequence[int] = (), delivery_ids: Sequence[int] = ()
+    ) -> None:
+        if not event_ids and not delivery_ids:
+            return
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(table).where(table.id.in_(ids)).values(enqueued_at=self._clock())
-            )
+            if event_ids:
+                await events.mark_events_enqueued(conn, event_ids=event_ids, at=self._clock())
+            if delivery_ids:
+                await deliveries.mark_deliveries_enqueued(
+                    conn, delivery_ids=delivery_ids, at=self._clock()
+                )
 
     async def sweep(self) -> int:
         """Re-enqueue due work that is not (or no longer) in the queue; return how much."""
         now = self._clock()
         stale = now if self._first_sweep else now - self._requeue_after
         async with self._engine.connect() as conn:
-            event_ids = list(
-                (
-                    await conn.execute(
-                        select(Event.id)
-                        .where(
-                            Event.state == "received",
-                            or_(Event.enqueued_at.is_(None), Event.enqueued_at < stale),
-                            or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
-                        )
-                        .order_by(Event.id)
-                        .limit(SWEEP_BATCH)
-                    )
-                ).scalars()
-            )
-            delivery_ids = list(
-                (
-                    await conn.execute(
-                        select(Delivery.id)
-                        .where(
-                            Delivery.state.in_(DUE_DELIVERY_STATES),
-                            or_(
-                                Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now
-                            ),
-                            or_(
-                                Delivery.enqueued_at.is_(None),
-                                and_(Delivery.enqueued_at < stale),
-                            ),
-                        )
-                        .order_by(Delivery.id)
-                        .limit(SWEEP_BATCH)
-                    )
-                ).scalars()
+            event_ids = await events.due_event_ids(conn, now=now, stale=stale, limit=SWEEP_BATCH)
+            delivery_ids = await deliveries.due_delivery_ids(
+                conn, now=now, stale=stale, limit=SWEEP_BATCH
             )
             # Routed without the Partner API: try again while the facts still matter.
-            reenrich_ids = list(
-                (
-                    await conn.execute(
-                        select(Event.id)
-                        .where(
-                            Event.enrichment == "not_enriched",
-                            Event.state == "processed",
-                            Event.received_at > now - REENRICH_WINDOW,
-                            or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
-                        )
-                        .order_by(Event.id)
-                        .limit(REENRICH_BATCH)
-                    )
-                ).scalars()
+            reenrich_ids = await events.reenrichment_due_ids(
+                conn, now=now, received_after=now - REENRICH_WINDOW, limit=REENRICH_BATCH
             )
             await conn.rollback()
         self.last_sweep_at = now
@@ -187,9 +150,6 @@ class Relay:
             return 0
         self.queue_ok = True
         self._first_sweep = False
-        if event_ids:
-            await self._mark(Event, event_ids)
-        if delivery_ids:
-            await self._mark(Delivery, delivery_ids)
+        await self._mark(event_ids=event_ids, delivery_ids=delivery_ids)
         log.info("sweep re-enqueued %d events and %d deliveries", len(event_ids), len(delivery_ids))
         return len(jobs)

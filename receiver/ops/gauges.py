@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import datetime
 
-from sqlalchemy import func, select
-
-from receiver.db.tables import Delivery, Event
+from receiver.db.store import maintenance
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.services import Services
+from receiver.vocabulary import DeliveryState
 
 log = logging.getLogger("receiver.ops.gauges")
 
-OPEN_DELIVERY_STATES = ("pending", "sending", "failed", "dead", "held")
+OPEN_DELIVERY_STATES = (
+    DeliveryState.PENDING,
+    DeliveryState.SENDING,
+    DeliveryState.FAILED,
+    DeliveryState.DEAD,
+    DeliveryState.HELD,
+)
 QUERY_TIMEOUT = 2.0
 
 
@@ -31,7 +35,9 @@ async def refresh_gauges(services: Services) -> None:
     metrics = services.metrics
     try:
         async with asyncio.timeout(QUERY_TIMEOUT):
-            unprocessed, oldest, by_state = await _read_database(services)
+            backlog = await maintenance.backlog(
+                engine=services.engine, delivery_states=OPEN_DELIVERY_STATES
+            )
     except Exception as exc:  # noqa: BLE001 - a scrape must answer; stale numbers must not
         log.warning("metrics: database gauges unavailable: %s", type(exc).__name__)
         metrics.unprocessed_events.set(math.nan)
@@ -39,34 +45,14 @@ async def refresh_gauges(services: Services) -> None:
         for state in OPEN_DELIVERY_STATES:
             metrics.deliveries_by_state.labels(state=state).set(math.nan)
     else:
-        metrics.unprocessed_events.set(unprocessed)
+        metrics.unprocessed_events.set(backlog.unprocessed_events)
+        oldest = backlog.oldest_unprocessed_at
         age = (services.clock() - oldest).total_seconds() if oldest is not None else 0.0
         metrics.oldest_unprocessed_age.set(max(0.0, age))
         for state in OPEN_DELIVERY_STATES:
-            metrics.deliveries_by_state.labels(state=state).set(by_state.get(state, 0))
+            count = backlog.deliveries_by_state.get(state, 0)
+            metrics.deliveries_by_state.labels(state=state).set(count)
     metrics.queue_depth.set(await queue_depth(services))
-
-
-async def _read_database(services: Services) -> tuple[int, datetime | None, dict[str, int]]:
-    async with services.engine.connect() as conn:
-        # `state <> 'processed'` is the outbox index's own predicate, so both reads use it;
-        # `failed` (poison) events are not waiting for anything and are left out.
-        waiting = (
-            await conn.execute(
-                select(func.count(), func.min(Event.received_at)).where(
-                    Event.state != "processed", Event.state == "received"
-                )
-            )
-        ).one()
-        rows = await conn.execute(
-            select(Delivery.state, func.count())
-            .where(Delivery.state.in_(OPEN_DELIVERY_STATES))
-            .group_by(Delivery.state)
-        )
-        by_state = {state: int(count) for state, count in rows.all()}
-        await conn.rollback()
-    oldest: datetime | None = waiting[1]
-    return int(waiting[0]), oldest, by_state
 
 
 async def queue_depth(services: Services) -> float:

@@ -3,35 +3,33 @@
 Listings are newest first (channels: by id) with keyset cursors, so paging stays cheap and
 stable while new rows arrive; `offset` is there for quick looks. Every dict returned here
 is safe to show: target URLs appear only in the masked form stored on the delivery row,
-and no setting is ever read. The admin API and `hub-receiver events ...` both list and
-filter through here, so a filter means the same thing in both.
+and no setting is ever read. The admin API, the CLI (`events`, `channels`, `deliveries`;
+it only prints) and the dashboard all read through here, so an item has one shape and a
+filter means the same thing everywhere. The statements are in `receiver/db/store/listings.py`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
-
+from receiver.db.store import listings
 from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event, StatusChange
-from receiver.routing.durations import parse_duration
+from receiver.db.types import MAX_ID
+from receiver.durations import parse_duration
 from receiver.services import Services
 from receiver.status import ChannelStatus
 from receiver.vocabulary import DeliveryState, EventState
 
+T = TypeVar("T")
+
 STATUS_HISTORY_LIMIT = 200
+RECENT_EVENTS = 10
 EVENT_STATES = tuple(state.value for state in EventState)
 DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 CHANNEL_STATES = tuple(status.value for status in ChannelStatus)
-# Ids are BIGINT (SQLite: INTEGER), both signed 64-bit: a larger one cannot exist, and the
-# drivers refuse to send it (a 500 until this was checked).
-MAX_ID = 2**63 - 1
-_PHONE = re.compile(r"\+?[0-9][0-9 ()./-]*")
-MIN_PHONE_DIGITS = 4
 
 
 class FilterError(ValueError):
@@ -112,42 +110,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _page(rows: Sequence[Any], window: Window, key: str) -> tuple[Sequence[Any], str | None]:
+def _page(rows: Sequence[T], window: Window) -> tuple[Sequence[T], bool]:
+    """The rows of the page, and whether there is a next one (one row more was fetched)."""
     if len(rows) <= window.limit or window.limit < 1:  # the CLI takes --limit 0
-        return rows[: max(window.limit, 0)], None
-    kept = rows[: window.limit]
-    return kept, str(getattr(kept[-1], key))
-
-
-def _where_event(query: Any, filters: Filters) -> Any:
-    """The event-type, channel and client filters, shared by the event and delivery lists."""
-    if filters.event_type is not None:
-        query = query.where(Event.event_type == filters.event_type)
-    if filters.channel is not None:
-        query = query.where(Event.channel_id == filters.channel)
-    if filters.client is not None:
-        query = query.where(Event.client_id == filters.client)
-    return query
-
-
-def _search(text: str) -> ColumnElement[bool]:
-    """Exact ids (ours, 360dialog's, channel, client), or digits anywhere in the phone."""
-    needle = text.strip()
-    clauses: list[ColumnElement[bool]] = [
-        Event.external_id == needle,
-        Event.channel_id == needle,
-        Event.client_id == needle,
-    ]
-    number = parse_id(needle)
-    if number is not None:
-        clauses.append(Event.id == number)
-    digits = re.sub(r"\D", "", needle)
-    if _PHONE.fullmatch(needle) and len(digits) >= MIN_PHONE_DIGITS:
-        # Not indexed: the newest-first scan stops at the page's end, so a recent number is
-        # quick; a number never seen reads every row once.
-        stored = func.replace(func.replace(Event.phone_number, " ", ""), "-", "")
-        clauses.append(stored.contains(digits, autoescape=True))
-    return or_(*clauses)
+        return rows[: max(window.limit, 0)], False
+    return rows[: window.limit], True
 
 
 # --- events --------------------------------------------------------------------------------
@@ -156,24 +123,23 @@ def _search(text: str) -> ColumnElement[bool]:
 async def list_events(services: Services, *, filters: Filters, window: Window) -> Page:
     """A page of events, newest first; raise FilterError for a value that selects nothing."""
     check_state(filters.state, EVENT_STATES)
-    before = _cursor_id(window)
-    query = select(Event).order_by(Event.id.desc())
-    if filters.since is not None:
-        query = query.where(Event.received_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(Event.received_at < filters.until)
-    query = _where_event(query, filters)
-    if filters.state is not None:
-        query = query.where(Event.state == filters.state)
-    if filters.external_id is not None:
-        query = query.where(Event.external_id == filters.external_id)
-    if filters.search is not None and filters.search.strip():
-        query = query.where(_search(filters.search))
-    if before is not None:
-        query = query.where(Event.id < before)
-    rows = await _fetch(services, query, window)
-    kept, cursor = _page(rows, window, "id")
-    return Page([event_item(event) for event in kept], cursor)
+    rows = await listings.events_page(
+        services.sessions,
+        since=filters.since,
+        until=filters.until,
+        event_type=filters.event_type,
+        channel=filters.channel,
+        client=filters.client,
+        state=filters.state,
+        external_id=filters.external_id,
+        search=filters.search,
+        search_id=parse_id(filters.search) if filters.search is not None else None,
+        before=_cursor_id(window),
+        limit=window.limit,
+        offset=window.offset,
+    )
+    kept, more = _page(rows, window)
+    return Page([event_item(event) for event in kept], str(kept[-1].id) if more else None)
 
 
 def event_summary(event: Event) -> dict[str, Any]:
@@ -214,37 +180,19 @@ async def find_events(services: Services, ref: str) -> list[int]:
 
     360dialog's id is unique per event type only (the dedup key is type + id).
     """
-    number = parse_id(ref)
-    async with services.sessions() as session:
-        if number is not None and await session.get(Event, number) is not None:
-            return [number]
-        found = await session.scalars(
-            select(Event.id).where(Event.external_id == ref.strip()).order_by(Event.id)
-        )
-        return list(found.all())
+    return await listings.event_ids(
+        services.sessions, event_id=parse_id(ref), external_id=ref.strip()
+    )
 
 
 async def event_detail(services: Services, event_id: int) -> dict[str, Any] | None:
     """Everything known about one event: body, parsed fields, what it changed and sent."""
     if not 0 <= event_id <= MAX_ID:
         return None
-    async with services.sessions() as session:
-        event = await session.get(Event, event_id)
-        if event is None:
-            return None
-        changes = (
-            await session.scalars(
-                select(StatusChange)
-                .where(StatusChange.event_id == event_id)
-                .order_by(StatusChange.id)
-            )
-        ).all()
-        deliveries = (
-            await session.scalars(
-                select(Delivery).where(Delivery.event_id == event_id).order_by(Delivery.id)
-            )
-        ).all()
-        attempts = await _attempts(session, [d.id for d in deliveries])
+    record = await listings.event_record(services.sessions, event_id=event_id)
+    if record is None:
+        return None
+    event = record.event
     detail = event_item(event)
     detail.update(
         raw_body=event.raw_body,
@@ -256,10 +204,13 @@ async def event_detail(services: Services, event_id: int) -> dict[str, Any] | No
         enqueued_at=_iso(event.enqueued_at),
         next_attempt_at=_iso(event.next_attempt_at),
         lease_until=_iso(event.lease_until),
-        status_changes=[status_change_item(change) for change in changes],
+        status_changes=[status_change_item(change) for change in record.status_changes],
         deliveries=[
-            {**delivery_item(d, full=True), "attempt_log": attempts.get(d.id, [])}
-            for d in deliveries
+            {
+                **delivery_item(d, event_type=event.event_type, full=True),
+                "attempt_log": [attempt_item(a) for a in record.attempts.get(d.id, [])],
+            }
+            for d in record.deliveries
         ],
     )
     return detail
@@ -269,43 +220,46 @@ async def event_detail(services: Services, event_id: int) -> dict[str, Any] | No
 
 
 async def list_deliveries(services: Services, *, filters: Filters, window: Window) -> Page:
+    """A page of deliveries, newest first, each with its event's type."""
     check_state(filters.state, DELIVERY_STATES)
-    before = _cursor_id(window)
-    query = select(Delivery).order_by(Delivery.id.desc())
-    if filters.state is not None:
-        query = query.where(Delivery.state == filters.state)
-    if filters.since is not None:
-        query = query.where(Delivery.created_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(Delivery.created_at < filters.until)
-    if filters.rule is not None:
-        query = query.where(Delivery.rule_name == filters.rule)
-    if filters.target is not None:
-        query = query.where(Delivery.target_name == filters.target)
-    if filters.event_type is not None or filters.channel is not None or filters.client is not None:
-        query = _where_event(query.join(Event, Event.id == Delivery.event_id), filters)
-    if before is not None:
-        query = query.where(Delivery.id < before)
-    rows = await _fetch(services, query, window)
-    kept, cursor = _page(rows, window, "id")
-    return Page([delivery_item(d) for d in kept], cursor)
+    rows = await listings.deliveries_page(
+        services.sessions,
+        since=filters.since,
+        until=filters.until,
+        event_type=filters.event_type,
+        channel=filters.channel,
+        client=filters.client,
+        state=filters.state,
+        rule=filters.rule,
+        target=filters.target,
+        before=_cursor_id(window),
+        limit=window.limit,
+        offset=window.offset,
+    )
+    kept, more = _page(rows, window)
+    return Page(
+        [delivery_item(d, event_type=event_type) for d, event_type in kept],
+        str(kept[-1][0].id) if more else None,
+    )
 
 
 async def delivery_detail(services: Services, delivery_id: int) -> dict[str, Any] | None:
     if not 0 <= delivery_id <= MAX_ID:
         return None
-    async with services.sessions() as session:
-        row = await session.get(Delivery, delivery_id)
-        if row is None:
-            return None
-        attempts = await _attempts(session, [row.id])
-    return {**delivery_item(row, full=True), "attempt_log": attempts.get(row.id, [])}
+    record = await listings.delivery_record(services.sessions, delivery_id=delivery_id)
+    if record is None:
+        return None
+    return {
+        **delivery_item(record.delivery, event_type=record.event_type, full=True),
+        "attempt_log": [attempt_item(attempt) for attempt in record.attempts],
+    }
 
 
-def delivery_item(row: Delivery, *, full: bool = False) -> dict[str, Any]:
+def delivery_item(row: Delivery, *, event_type: str, full: bool = False) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": row.id,
         "event_id": row.event_id,
+        "event_type": event_type,
         "rule": row.rule_name,
         "target": row.target_name,
         "target_kind": row.target_kind,
@@ -316,6 +270,7 @@ def delivery_item(row: Delivery, *, full: bool = False) -> dict[str, Any]:
         "state": row.state,
         "attempts": row.attempts,
         "last_error": row.last_error,
+        "render_error": row.render_error,
         "next_attempt_at": _iso(row.next_attempt_at),
         "title": row.title,
         "created_at": _iso(row.created_at),
@@ -325,7 +280,6 @@ def delivery_item(row: Delivery, *, full: bool = False) -> dict[str, Any]:
     if full:
         item.update(
             body=row.body,
-            render_error=row.render_error,
             throttle_key=row.throttle_key,
             enqueued_at=_iso(row.enqueued_at),
             claimed_at=_iso(row.claimed_at),
@@ -343,47 +297,41 @@ def attempt_item(attempt: DeliveryAttempt) -> dict[str, Any]:
     }
 
 
-async def _attempts(session: Any, delivery_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    if not delivery_ids:
-        return {}
-    rows = (
-        await session.scalars(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
-            .order_by(DeliveryAttempt.id)
-        )
-    ).all()
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for attempt in rows:
-        grouped.setdefault(attempt.delivery_id, []).append(attempt_item(attempt))
-    return grouped
-
-
 # --- channels ------------------------------------------------------------------------------
 
 
-async def list_channels(services: Services, *, filters: Filters, window: Window) -> Page:
+async def list_channels(
+    services: Services, *, filters: Filters, window: Window, recently_fetched_first: bool = False
+) -> Page:
+    """A page of channels with their client's name: by id (cursor: the last id), or the
+    most recently fetched first (the CLI's table; no cursor)."""
     check_state(filters.state, CHANNEL_STATES)
-    query = select(Channel).order_by(Channel.id)
-    if filters.client is not None:
-        query = query.where(Channel.client_id == filters.client)
-    if filters.state is not None:
-        query = query.where(Channel.status == filters.state)
-    if filters.since is not None:
-        query = query.where(Channel.fetched_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(Channel.fetched_at < filters.until)
-    if window.cursor is not None:
-        query = query.where(Channel.id > window.cursor)
-    rows = await _fetch(services, query, window)
-    kept, cursor = _page(rows, window, "id")
-    return Page([channel_item(channel) for channel in kept], cursor)
+    if recently_fetched_first and window.cursor is not None:
+        raise FilterError("a cursor pages channels by id, not by the time they were fetched")
+    rows = await listings.channels_page(
+        services.sessions,
+        since=filters.since,
+        until=filters.until,
+        client=filters.client,
+        status=filters.state,
+        after=window.cursor,
+        recently_fetched_first=recently_fetched_first,
+        limit=window.limit,
+        offset=window.offset,
+    )
+    kept, more = _page(rows, window)
+    return Page(
+        [channel_item(channel, client) for channel, client in kept],
+        kept[-1][0].id if more and not recently_fetched_first else None,
+    )
 
 
-def channel_item(channel: Channel) -> dict[str, Any]:
+def channel_item(channel: Channel, client: Client | None) -> dict[str, Any]:
     return {
         "id": channel.id,
         "client_id": channel.client_id,
+        "client_name": client.name if client is not None else None,
+        "contact_email": client.contact_email if client is not None else None,
         "phone_number": channel.phone_number,
         "status": channel.status,
         "status_why": channel.status_why,
@@ -395,25 +343,22 @@ def channel_item(channel: Channel) -> dict[str, Any]:
 
 
 async def channel_detail(services: Services, channel_id: str) -> dict[str, Any] | None:
-    """The channel's snapshot, its status and why, its owner and its status history."""
-    async with services.sessions() as session:
-        channel = await session.get(Channel, channel_id)
-        if channel is None:
-            return None
-        client = await session.get(Client, channel.client_id) if channel.client_id else None
-        history = (
-            await session.scalars(
-                select(StatusChange)
-                .where(StatusChange.channel_id == channel_id)
-                .order_by(StatusChange.channel_version.desc())
-                .limit(STATUS_HISTORY_LIMIT)
-            )
-        ).all()
-    detail = channel_item(channel)
+    """The channel's snapshot, its status and why, its owner, its status history (newest
+    first, the latest STATUS_HISTORY_LIMIT) and its latest events."""
+    record = await listings.channel_record(
+        services.sessions,
+        channel_id=channel_id,
+        history_limit=STATUS_HISTORY_LIMIT,
+        events_limit=RECENT_EVENTS,
+    )
+    if record is None:
+        return None
+    detail = channel_item(record.channel, record.client)
     detail.update(
-        snapshot=channel.snapshot,
-        client=client_item(client) if client is not None else None,
-        status_history=[status_change_item(change) for change in history],
+        snapshot=record.channel.snapshot,
+        client=client_item(record.client) if record.client is not None else None,
+        status_history=[status_change_item(change) for change in record.history],
+        recent_events=[event_summary(event) for event in record.recent_events],
     )
     return detail
 
@@ -441,11 +386,3 @@ def status_change_item(change: StatusChange) -> dict[str, Any]:
         "changed_at": _iso(change.changed_at),
         "channel_version": change.channel_version,
     }
-
-
-async def _fetch(services: Services, query: Select[Any], window: Window) -> Sequence[Any]:
-    query = query.limit(window.limit + 1)
-    if window.offset:
-        query = query.offset(window.offset)
-    async with services.sessions() as session:
-        return (await session.scalars(query)).all()

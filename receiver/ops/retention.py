@@ -14,16 +14,13 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
-
-from receiver.db.tables import Event, RejectedRequest
+from receiver.db.store import maintenance
 from receiver.services import Services
 
 log = logging.getLogger("receiver.ops.retention")
 
 BATCH_SIZE = 500
 MAX_BATCHES = 200  # one run touches at most 100,000 rows per table; the next run goes on
-FINISHED_STATES = ("processed", "failed")
 
 
 @dataclass(frozen=True)
@@ -48,53 +45,20 @@ async def run_retention(
     purged = deleted = 0
     complete = True
     for _ in range(max_batches):
-        async with services.sessions.begin() as session:
-            ids = list(
-                (
-                    await session.scalars(
-                        select(Event.id)
-                        .where(
-                            Event.received_at < cutoff,
-                            Event.state.in_(FINISHED_STATES),
-                            Event.raw_purged_at.is_(None),
-                        )
-                        .order_by(Event.received_at)
-                        .limit(batch_size)
-                    )
-                ).all()
-            )
-            if ids:
-                # The WHERE repeats the test: a row purged by another run meanwhile is skipped.
-                result = await session.execute(
-                    update(Event)
-                    .where(Event.id.in_(ids), Event.raw_purged_at.is_(None))
-                    .values(raw_body=None, raw_purged_at=now)
-                    .returning(Event.id)
-                )
-                purged += len(result.all())
-        if len(ids) < batch_size:
+        batch = await maintenance.purge_raw_body_batch(
+            services.sessions, received_before=cutoff, now=now, batch_size=batch_size
+        )
+        purged += batch.changed
+        if batch.found < batch_size:
             break
     else:
         complete = False
     for _ in range(max_batches):
-        async with services.sessions.begin() as session:
-            ids = list(
-                (
-                    await session.scalars(
-                        select(RejectedRequest.id)
-                        .where(RejectedRequest.received_at < cutoff)
-                        .limit(batch_size)
-                    )
-                ).all()
-            )
-            if ids:
-                result = await session.execute(
-                    delete(RejectedRequest)
-                    .where(RejectedRequest.id.in_(ids))
-                    .returning(RejectedRequest.id)
-                )
-                deleted += len(result.all())
-        if len(ids) < batch_size:
+        batch = await maintenance.delete_rejected_batch(
+            services.sessions, received_before=cutoff, batch_size=batch_size
+        )
+        deleted += batch.changed
+        if batch.found < batch_size:
             break
     else:
         complete = False
@@ -106,9 +70,3 @@ async def run_retention(
         extra={"complete": complete},
     )
     return RetentionResult(raw_bodies_purged=purged, rejected_deleted=deleted, complete=complete)
-
-
-async def purge_raw_bodies(services: Services, *, older_than_days: int) -> int:
-    """Run retention (raw bodies and refused requests); return how many raw bodies it purged."""
-    result = await run_retention(services, older_than_days=older_than_days)
-    return result.raw_bodies_purged

@@ -1,29 +1,33 @@
-"""Retry a dead or failed delivery by hand (admin API, `deliveries retry`).
+"""Retry a dead, failed or held delivery by hand: the admin API and `deliveries retry`.
 
 The row goes back to `pending`, due now, with its attempt count kept: the retry is one more
 try, recorded in `delivery_attempts` as a `requeued` entry so the history shows who asked
 for it and what had failed. The state change is a conditional update, so two people (or a
-person and the scheduler) retrying at once revive it once.
+person and the scheduler) retrying at once revive it once. The delivery is then handed to
+the queue when this process has one; the relay's sweep is the backstop.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, update
-
-from receiver.db.tables import Delivery, DeliveryAttempt
-from receiver.jobs.queue import JobRequest, QueueUnavailableError
+from receiver.db.store import maintenance
 from receiver.jobs.relay import DELIVER
+from receiver.queue import JobRequest, QueueUnavailableError
 from receiver.services import Services
+from receiver.vocabulary import DeliveryState
 
 log = logging.getLogger("receiver.ops.retry")
 
-# `held`: a client message over CLIENT_MAX_PER_HOUR (pipeline/route.py); retried by name,
-# it is sent whatever the cap says, since a person decided it should go.
-RETRYABLE_STATES = ("dead", "failed", "held")
-REQUEUED = "requeued"
+# `held`: a client message over CLIENT_MAX_PER_HOUR (pipeline/route.py); retried by id, it
+# is sent whatever the cap says, since a person decided it should go.
+RETRYABLE_STATES = (DeliveryState.DEAD, DeliveryState.FAILED, DeliveryState.HELD)
+# Retrying "everything dead" leaves `held` alone: releasing every held message at once would
+# send the very flood the cap stopped.
+RETRYABLE_IN_BULK = (DeliveryState.DEAD, DeliveryState.FAILED)
+REQUEUED = maintenance.REQUEUED
 
 
 @dataclass(frozen=True)
@@ -35,46 +39,59 @@ class RetryResult:
 
 
 async def retry_delivery(services: Services, delivery_id: int, *, requested_by: str) -> RetryResult:
-    """Make a dead/failed delivery due now and hand it to the queue (the sweep is the backstop)."""
-    now = services.clock()
-    async with services.sessions.begin() as session:
-        row = await session.get(Delivery, delivery_id)
-        if row is None:
-            return RetryResult(delivery_id, retried=False, state=None)
-        revived = await session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.state.in_(RETRYABLE_STATES))
-            .values(
-                state="pending",
-                next_attempt_at=now,
-                # Left unset when nothing can take the job now, so the next sweep does.
-                enqueued_at=now if services.queue is not None else None,
-                claimed_at=None,
-                updated_at=now,
-            )
-            .returning(Delivery.id)
-        )
-        if revived.scalar_one_or_none() is None:
-            return RetryResult(delivery_id, retried=False, state=row.state)
-        await session.execute(
-            insert(DeliveryAttempt).values(
-                delivery_id=delivery_id,
-                number=row.attempts,
-                started_at=now,
-                finished_at=now,
-                outcome=REQUEUED,
-                error=f"retried by hand ({requested_by}) after {row.state}: {row.last_error}"[
-                    :2000
-                ],
-            )
-        )
-        previous = row.state
-    log.info(
-        "delivery retried by hand",
-        extra={"delivery_id": delivery_id, "previous_state": previous, "by": requested_by},
+    """Make a dead/failed/held delivery due now and hand it to the queue."""
+    [result] = await retry_deliveries(services, [delivery_id], requested_by=requested_by)
+    return result
+
+
+async def retry_all_dead(services: Services, *, requested_by: str) -> list[RetryResult]:
+    """Retry every dead or failed delivery (never a held one)."""
+    ids = await maintenance.delivery_ids_in(services.sessions, states=RETRYABLE_IN_BULK)
+    results = await retry_deliveries(
+        services, ids, requested_by=requested_by, states=RETRYABLE_IN_BULK
     )
-    enqueued = await enqueue_deliveries(services, [delivery_id])
-    return RetryResult(delivery_id, retried=True, state="pending", enqueued=enqueued)
+    # One that changed state in between (sent meanwhile, retried by someone else) is no news.
+    return [result for result in results if result.retried]
+
+
+async def retry_deliveries(
+    services: Services,
+    delivery_ids: Sequence[int],
+    *,
+    requested_by: str,
+    states: Sequence[str] = RETRYABLE_STATES,
+) -> list[RetryResult]:
+    """Retry each delivery in turn (one short transaction each), then hand them over at once."""
+    handed_over = services.queue is not None
+    found: list[tuple[int, maintenance.Requeue]] = []
+    for delivery_id in delivery_ids:
+        requeue = await maintenance.requeue_delivery(
+            services.sessions,
+            delivery_id=delivery_id,
+            from_states=states,
+            now=services.clock(),
+            # Left unset when nothing can take the job now, so the next sweep does.
+            handed_over=handed_over,
+            requested_by=requested_by,
+        )
+        if requeue.requeued:
+            log.info(
+                "delivery retried by hand",
+                extra={
+                    "delivery_id": delivery_id,
+                    "previous_state": requeue.found,
+                    "by": requested_by,
+                },
+            )
+        found.append((delivery_id, requeue))
+    revived = [delivery_id for delivery_id, requeue in found if requeue.requeued]
+    enqueued = await enqueue_deliveries(services, revived) if revived else False
+    return [
+        RetryResult(delivery_id, retried=True, state=DeliveryState.PENDING, enqueued=enqueued)
+        if requeue.requeued
+        else RetryResult(delivery_id, retried=False, state=requeue.found)
+        for delivery_id, requeue in found
+    ]
 
 
 async def enqueue_deliveries(services: Services, delivery_ids: list[int]) -> bool:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from receiver.notify import apprise as delivery
-from receiver.pipeline.rules_state import LoadedRules
 from receiver.routing.errors import RulesError
+from receiver.routing.rules_state import LoadedRules
 from receiver.services import Services
 from receiver.settings import Settings
 

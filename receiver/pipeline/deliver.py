@@ -16,25 +16,18 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
-
-from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event
-from receiver.jobs.queue import JobContext, RetryLater
+from receiver.db.errors import DATABASE_ERRORS
+from receiver.db.store import channels, deliveries
+from receiver.db.tables import Delivery, Event
 from receiver.logs import bind_event
 from receiver.notify import apprise as transport
+from receiver.queue import JobContext, RetryLater
 from receiver.services import Services
-from receiver.vocabulary import CLIENT_TARGET
+from receiver.vocabulary import CLIENT_EVENTS, CLIENT_TARGET, DeliveryState
 
 log = logging.getLogger("receiver.deliver")
 
-# Longer than any single send (DELIVERY_TIMEOUT is at most 60 s, settings.py): a `sending`
-# row older than this belongs to a worker that died mid-send, and is claimed again.
-SEND_LEASE = timedelta(seconds=90)
 DB_RETRY = 2.0  # seconds before a job retries after the database failed under it
-# What a database failure looks like around a claim or a record (statements that cannot be
-# refused for their data): SQLAlchemy's errors, or the driver's own connection errors.
-DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -59,26 +52,13 @@ async def claim_delivery(
     services: Services, delivery_id: int
 ) -> tuple[Delivery, Event | None] | None:
     now = services.clock()
+    # Longer than any single send (DELIVERY_TIMEOUT is at most 60 s): a `sending` row older
+    # than this belongs to a worker that died mid-send, and is claimed again.
+    stale_before = now - timedelta(seconds=services.settings.send_lease)
     async with services.sessions.begin() as session:
-        result = await session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                or_(
-                    and_(
-                        Delivery.state.in_(("pending", "failed")),
-                        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                    ),
-                    and_(Delivery.state == "sending", Delivery.claimed_at < now - SEND_LEASE),
-                ),
-            )
-            .values(state="sending", claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
-            .returning(Delivery)
+        return await deliveries.claim_delivery(
+            session, delivery_id=delivery_id, now=now, stale_before=stale_before
         )
-        row = result.scalar_one_or_none()
-        if row is None:
-            return None
-        return row, await session.get(Event, row.event_id)
 
 
 async def resolve_url(
@@ -100,11 +80,11 @@ async def resolve_url(
     if row.client_id is None:
         return None, "no client is known for this event"
     async with services.sessions() as session:
-        if event.channel_id is not None and event.event_type not in ("client_created",):
-            channel = await session.get(Channel, event.channel_id)
+        if event.channel_id is not None and event.event_type not in CLIENT_EVENTS:
+            channel = await channels.get_channel(session, channel_id=event.channel_id)
             if channel is None or channel.client_id != row.client_id:
                 return None, "the channel no longer belongs to the client this message was for"
-        client = await session.get(Client, row.client_id)
+        client = await channels.get_client(session, client_id=row.client_id)
     if client is None or not client.contact_email:
         return None, "no contact email is known for this client"
     try:
@@ -163,7 +143,7 @@ async def _deliver(services: Services, delivery_id: int) -> None:
         outcome = await _attempt(services, row, event)
         await _record_or_keep(services, row, outcome)
         kind = row.target_kind
-        if outcome.state == "sent":
+        if outcome.state == DeliveryState.SENT:
             services.metrics.delivery_latency.labels(target_kind=kind).observe(
                 (services.clock() - event.received_at).total_seconds()
             )
@@ -176,9 +156,9 @@ async def _deliver(services: Services, delivery_id: int) -> None:
             "attempt": row.attempts,
             "outcome": outcome.state,
         }
-        if outcome.state == "sent":
+        if outcome.state == DeliveryState.SENT:
             log.info("delivery sent", extra=fields)
-        elif outcome.state == "skipped":
+        elif outcome.state == DeliveryState.SKIPPED:
             log.info("delivery skipped: %s", outcome.error, extra=fields)
         else:
             log.warning("delivery %s: %s", outcome.state, outcome.error, extra=fields)
@@ -186,7 +166,7 @@ async def _deliver(services: Services, delivery_id: int) -> None:
 
 
 def _retry_if_due(services: Services, outcome: Outcome) -> None:
-    if outcome.state == "failed" and outcome.next_attempt_at is not None:
+    if outcome.state == DeliveryState.FAILED and outcome.next_attempt_at is not None:
         raise RetryLater(max(0.0, (outcome.next_attempt_at - services.clock()).total_seconds()))
 
 
@@ -208,7 +188,7 @@ async def _record_or_keep(services: Services, row: Delivery, outcome: Outcome) -
 async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
     url, skip_reason = await resolve_url(services, row, event)
     if url is None:
-        return Outcome(state="skipped", error=skip_reason)
+        return Outcome(state=DeliveryState.SKIPPED, error=skip_reason)
     result = await transport.send(
         url,
         title=row.title or "",
@@ -218,9 +198,9 @@ async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
         body_format="text" if row.target_kind in ("client", "mailto", "mailtos") else "markdown",
     )
     if result.ok:
-        return Outcome(state="sent", error=None)
+        return Outcome(state=DeliveryState.SENT, error=None)
     if result.permanent:
-        return Outcome(state="dead", error=result.error)
+        return Outcome(state=DeliveryState.DEAD, error=result.error)
     retry_at = next_retry(
         attempts=row.attempts,
         schedule=services.settings.delivery_retry_schedule,
@@ -228,41 +208,22 @@ async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
         rng=random.Random(),  # noqa: S311 - jitter
     )
     if retry_at is None:
-        return Outcome(state="dead", error=f"gave up after {row.attempts} attempts: {result.error}")
-    return Outcome(state="failed", error=result.error, next_attempt_at=retry_at)
+        return Outcome(
+            state=DeliveryState.DEAD, error=f"gave up after {row.attempts} attempts: {result.error}"
+        )
+    return Outcome(state=DeliveryState.FAILED, error=result.error, next_attempt_at=retry_at)
 
 
 async def _record(services: Services, row: Delivery, outcome: Outcome) -> None:
     now = services.clock()
     async with services.sessions.begin() as session:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == row.id, Delivery.state == "sending")
-            .values(
-                state=outcome.state,
-                last_error=outcome.error,
-                next_attempt_at=outcome.next_attempt_at,
-                sent_at=now if outcome.state == "sent" else None,
-                claimed_at=None,
-                enqueued_at=now if outcome.next_attempt_at else None,
-                updated_at=now,
-            )
+        await deliveries.record_outcome(
+            session,
+            delivery_id=row.id,
+            attempt=row.attempts,
+            started_at=row.claimed_at or now,
+            state=outcome.state,
+            error=outcome.error,
+            next_attempt_at=outcome.next_attempt_at,
+            now=now,
         )
-        await session.execute(
-            insert(DeliveryAttempt).values(
-                delivery_id=row.id,
-                number=row.attempts,
-                started_at=row.claimed_at or now,
-                finished_at=now,
-                outcome=outcome.state,
-                error=outcome.error,
-            )
-        )
-
-
-async def due_deliveries(services: Services, event_id: int) -> list[int]:
-    async with services.sessions() as session:
-        rows = await session.scalars(
-            select(Delivery.id).where(Delivery.event_id == event_id, Delivery.state == "pending")
-        )
-        return list(rows)

@@ -20,24 +20,29 @@ re-enrichment and replay alike:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-import orjson
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from receiver.db.tables import Channel, Client, Delivery, Event, Throttle
+from receiver.db.engine import Session
+from receiver.db.store import channels, deliveries, throttles
+from receiver.db.tables import Channel, Client, Event
 from receiver.messages.context import build_context
 from receiver.messages.render import Renderer
 from receiver.notify import apprise as transport
 from receiver.pipeline.snapshots import ObservedChange
+from receiver.pipeline.subject import Body, routing_subject
 from receiver.routing.matcher import RuleMatch, match_rules
 from receiver.routing.ruleset import RuleSet, audience_for_target
 from receiver.routing.subject import RoutingSubject
-from receiver.vocabulary import CLIENT_EVENTS, CLIENT_TARGET, PERMISSION_EVENTS
+from receiver.vocabulary import (
+    CLIENT_EVENTS,
+    CLIENT_TARGET,
+    PERMISSION_EVENTS,
+    Claim,
+    DeliveryState,
+)
 
 NOT_AUTHENTICATED = "webhook not authenticated"
 AUTHENTICATED = ("signature", "shared_secret")  # Event.verification values that proved the sender
@@ -61,6 +66,8 @@ class RoutingInput:
     distrust_reason: str | None = None
     # The claim verdict reached in this run (the stored `event.claim` may predate it).
     claim: str | None = None
+    # The webhook's raw body, parsed once per run (`subject.webhook_body`).
+    body: Body | None = None
 
 
 def client_trust(
@@ -74,7 +81,7 @@ def client_trust(
     claim is what makes it trustworthy.
     """
     if event_type in PERMISSION_EVENTS:
-        if claim == "confirmed":
+        if claim == Claim.CONFIRMED:
             return True, None
         return False, claim_reason or "the permission claim is not confirmed by the Partner API"
     if verification in AUTHENTICATED:
@@ -91,6 +98,7 @@ def routing_input(
     enriched: bool,
     claim: str | None,
     claim_reason: str | None,
+    body: Body | None,
 ) -> RoutingInput:
     """The routing input with the trust decision every caller must share."""
     trusted, reason = client_trust(
@@ -108,46 +116,27 @@ def routing_input(
         client_trusted=trusted,
         distrust_reason=reason,
         claim=claim,
+        body=body,
     )
 
 
 def silenced(item: RoutingInput) -> str | None:
     """Why this event must notify no one at all, or None (pure)."""
     claim = item.claim if item.claim is not None else item.event.claim
-    if item.event.event_type in PERMISSION_EVENTS and claim == "rejected":
+    if item.event.event_type in PERMISSION_EVENTS and claim == Claim.REJECTED:
         return "a rejected permission claim notifies no one"
     return None
 
 
-def event_fields(event: Event, *, claim: str | None = None) -> dict[str, Any]:
-    """The event as rules see it: parsed fields flat, plus the raw `data` object."""
-    fields: dict[str, Any] = dict(event.parsed)
-    fields["type"] = event.event_type
-    fields["source"] = event.source
-    data: Any = None
-    if event.source == "webhook" and event.raw_body:
-        try:
-            body = orjson.loads(event.raw_body)
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict):
-            data = body.get("data")
-            fields.setdefault("id", body.get("id"))
-    claim = claim if claim is not None else event.claim
-    if claim is not None:
-        fields["claim"] = claim
-    fields["data"] = data
-    return fields
-
-
 def subject_for(item: RoutingInput, *, now: datetime) -> RoutingSubject:
     change = (item.change.from_status, item.change.to_status) if item.change else None
-    return RoutingSubject(
-        event_type=item.event.event_type,
-        event=event_fields(item.event, claim=item.claim),
+    return routing_subject(
+        item.event,
+        body=item.body,
         channel=item.channel.snapshot if item.channel else None,
         client=item.client.snapshot if item.client else None,
         status_change=change,
+        claim=item.claim,
         now=now,
     )
 
@@ -172,79 +161,93 @@ def client_recipient(item: RoutingInput) -> tuple[str | None, str | None]:
     return item.channel.client_id, None
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def claim_throttle(
-    session: AsyncSession, *, rule: str, key: str, seconds: int, now: datetime
+    session: Session, *, rule: str, key: str, seconds: int, now: datetime
 ) -> bool:
     """Take the (rule, key) window if it is free; False while another match holds it."""
     until = now + timedelta(seconds=seconds)
-    statement = (
-        _insert(session)(Throttle)
-        .values(rule_name=rule, key=key[:300], until=until)
-        .on_conflict_do_update(
-            index_elements=["rule_name", "key"],
-            set_={"until": until},
-            where=Throttle.until <= now,
-        )
-        .returning(Throttle.rule_name)
-    )
-    return (await session.execute(statement)).first() is not None
+    return await throttles.claim_window(session, rule=rule, key=key, until=until, now=now)
+
+
+class RouteMode(StrEnum):
+    """What `route` does with the matches."""
+
+    PLAN = "plan"  # write nothing: report what would be created now (replay's dry run)
+    RECORD = "record"  # add rows for the (rule, target) pairs the event has none for, any round
+    FORCE = "force"  # every match once more, in a new round, throttles aside
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One (rule, target) the rules pick for the event, and what routing did about it."""
+
+    rule: str
+    target: str
+    title: str | None
+    state: str  # pending | skipped | throttled | held: what the row (would) start as
+    reason: str | None
+    action: str  # create | exists (a row is there already) | resend (forced)
+    delivery_id: int | None = None  # the row this run wrote
+
+
+@dataclass
+class Routed:
+    silenced: str | None = None  # why the event notifies no one, when it does not
+    replay_round: int = 0
+    planned: list[PlannedDelivery] = field(default_factory=list)
+    created: list[tuple[int, str, str]] = field(default_factory=list)  # (id, state, kind)
 
 
 async def route(
-    session: AsyncSession,
+    session: Session,
     item: RoutingInput,
     *,
     rules: RuleSet,
     renderer: Renderer,
     now: datetime,
-    status_why: str | None,
     client_cap: int,
-    replay_round: int = 0,
-    forced: bool = False,
-) -> list[tuple[int, str, str]]:
-    """Match the rules and insert this event's deliveries; return (id, state, kind) of new rows."""
-    if silenced(item) is not None:
-        return []
+    mode: RouteMode = RouteMode.RECORD,
+    queued: bool = True,
+) -> Routed:
+    """Match the rules and (unless planning) insert this event's deliveries.
+
+    One routing for the pipeline, re-enrichment and replay: RECORD adds what the event has
+    no row for yet (in any round: what was sent is never sent again), so a re-run adds
+    nothing and a run under new rules adds exactly what they add; FORCE writes every match
+    in round max + 1; PLAN reads throttles instead of taking them and writes nothing.
+    `queued=False` leaves new rows for the sweep (nobody hands them to a queue).
+    """
+    routed = Routed(silenced=silenced(item))
+    if routed.silenced is not None:
+        return routed
     subject = subject_for(item, now=now)
     matches = match_rules(rules, subject)
-    created: list[tuple[int, str, str]] = []
-    existing: set[tuple[str, str]] = {
-        (rule, target)
-        for rule, target in await session.execute(
-            select(Delivery.rule_name, Delivery.target_name).where(
-                Delivery.event_id == item.event.id, Delivery.replay_round == replay_round
-            )
-        )
-    }
+    existing = await deliveries.deliveries_of_event(session, event_id=item.event.id)
+    sent = {(row.rule_name, row.target_name) for row in existing}
+    if mode is RouteMode.FORCE:
+        routed.replay_round = max((row.replay_round for row in existing), default=0) + 1
     for match in matches:
-        if all((match.rule, target) in existing for target in match.targets):
-            continue  # routed before (a re-run): nothing to add, and no throttle window to take
+        missing = [t for t in match.targets if (match.rule, t) not in sent]
+        # A window is taken only for what will actually be added (never by a re-run); a
+        # forced resend ignores throttles (someone asked for exactly these messages).
         throttled = False
-        if match.throttle_seconds and match.throttle_key is not None:
-            throttled = not await claim_throttle(
-                session,
-                rule=match.rule,
-                key=match.throttle_key,
-                seconds=match.throttle_seconds,
-                now=now,
-            )
+        if mode is not RouteMode.FORCE and missing:
+            throttled = await _throttled(session, match, now=now, take=mode is RouteMode.RECORD)
         context = build_context(
             subject,
             rule=match.rule,
             correlation_id=item.event.correlation_id,
             received_at=item.event.received_at,
-            status_why=status_why,
+            status_why=item.change.why if item.change else None,
             enriched=item.enriched,
             enrichment=item.event.enrichment,
             enrichment_error=item.event.enrichment_error,
         )
         for target in match.targets:
-            if (match.rule, target) in existing:
-                continue
+            if mode is RouteMode.FORCE:
+                action = "resend"
+            else:
+                action = "create" if target in missing else "exists"
             row = delivery_row(
                 item,
                 match,
@@ -255,16 +258,44 @@ async def route(
                 now=now,
                 throttled=throttled,
             )
-            row.update(replay_round=replay_round, forced=forced)
-            _new_id, new_rows = await insert_delivery(
-                session, row, item=item, rules=rules, renderer=renderer, cap=client_cap, now=now
+            new_id: int | None = None
+            if action != "exists" and mode is not RouteMode.PLAN:
+                row.update(replay_round=routed.replay_round, forced=mode is RouteMode.FORCE)
+                if not queued:
+                    row["enqueued_at"] = None
+                # The client cap applies to every insert, forced or not.
+                new_id, new_rows = await insert_delivery(
+                    session, row, item=item, rules=rules, renderer=renderer, cap=client_cap, now=now
+                )
+                routed.created += new_rows
+            routed.planned.append(
+                PlannedDelivery(
+                    rule=match.rule,
+                    target=target,
+                    title=row["title"],
+                    state=row["state"],
+                    reason=row["last_error"],
+                    action=action,
+                    delivery_id=new_id,
+                )
             )
-            created += new_rows
-    return created
+    return routed
+
+
+async def _throttled(session: Session, match: RuleMatch, *, now: datetime, take: bool) -> bool:
+    if not match.throttle_seconds or match.throttle_key is None:
+        return False
+    if not take:
+        return await throttles.window_held(
+            session, rule=match.rule, key=match.throttle_key, now=now
+        )
+    return not await claim_throttle(
+        session, rule=match.rule, key=match.throttle_key, seconds=match.throttle_seconds, now=now
+    )
 
 
 async def insert_delivery(
-    session: AsyncSession,
+    session: Session,
     row: dict[str, Any],
     *,
     item: RoutingInput,
@@ -279,10 +310,14 @@ async def insert_delivery(
     held row comes with the team's notice about it (at most one per client per hour).
     """
     created: list[tuple[int, str, str]] = []
-    if row["target_name"] == CLIENT_TARGET and row["state"] == "pending" and row["client_id"]:
+    if (
+        row["target_name"] == CLIENT_TARGET
+        and row["state"] == DeliveryState.PENDING
+        and row["client_id"]
+    ):
         client_id = row["client_id"]
         if not await take_client_slot(session, client_id=client_id, cap=cap, now=now):
-            row.update(state="held", last_error=held_reason(cap), enqueued_at=None)
+            row.update(state=DeliveryState.HELD, last_error=held_reason(cap), enqueued_at=None)
             created += await notify_cap_reached(
                 session,
                 item,
@@ -293,24 +328,10 @@ async def insert_delivery(
                 replay_round=row.get("replay_round", 0),
                 now=now,
             )
-    new_id = await _insert_row(session, row)
+    new_id = await deliveries.insert_delivery(session, row=row)
     if new_id is not None:
         created.append((new_id, row["state"], row["target_kind"]))
     return new_id, created
-
-
-async def _insert_row(session: AsyncSession, row: dict[str, Any]) -> int | None:
-    new_id: int | None = (
-        await session.execute(
-            _insert(session)(Delivery)
-            .values(**row)
-            .on_conflict_do_nothing(
-                index_elements=["event_id", "rule_name", "target_name", "replay_round"]
-            )
-            .returning(Delivery.id)
-        )
-    ).scalar_one_or_none()
-    return new_id
 
 
 def held_reason(cap: int) -> str:
@@ -324,9 +345,7 @@ def cap_slot_keys(client_id: str, cap: int) -> list[str]:
     return [f"{client_id}/{slot}" for slot in range(cap)]
 
 
-async def take_client_slot(
-    session: AsyncSession, *, client_id: str, cap: int, now: datetime
-) -> bool:
+async def take_client_slot(session: Session, *, client_id: str, cap: int, now: datetime) -> bool:
     """Take one of the client's `cap` hourly slots; False when every one is in use.
 
     Each slot is a `throttles` row held for an hour, taken by the conditional upsert that
@@ -334,13 +353,7 @@ async def take_client_slot(
     then finds it held, and moves on to the next, so the cap holds across workers.
     """
     keys = cap_slot_keys(client_id, cap)
-    held = set(
-        await session.scalars(
-            select(Throttle.key).where(
-                Throttle.rule_name == CAP_SLOTS, Throttle.key.in_(keys), Throttle.until > now
-            )
-        )
-    )
+    held = await throttles.held_keys(session, rule=CAP_SLOTS, keys=keys, now=now)
     seconds = int(CAP_WINDOW.total_seconds())
     for key in keys:
         if key in held:
@@ -359,7 +372,7 @@ def cap_notice_target(rules: RuleSet) -> str:
 
 
 async def notify_cap_reached(
-    session: AsyncSession,
+    session: Session,
     item: RoutingInput,
     *,
     client_id: str,
@@ -394,9 +407,9 @@ async def notify_cap_reached(
     rendered = renderer.render(
         template=CAP_TEMPLATE, title=None, body=None, audience="ops", context=context
     )
-    state, reason = "pending", None
+    state, reason = DeliveryState.PENDING, None
     if not url:
-        state = "skipped"
+        state = DeliveryState.SKIPPED
         reason = f"target '{target}' is not configured, so nobody was told the cap was reached"
     row: dict[str, Any] = {
         "event_id": item.event.id,
@@ -412,13 +425,13 @@ async def notify_cap_reached(
         "body": rendered.body,
         "render_error": rendered.error,
         "throttle_key": client_id,
-        "enqueued_at": now if state == "pending" else None,
+        "enqueued_at": now if state == DeliveryState.PENDING else None,
         "created_at": now,
         "updated_at": now,
         "replay_round": replay_round,
         "forced": False,
     }
-    new_id = await _insert_row(session, row)
+    new_id = await deliveries.insert_delivery(session, row=row)
     return [] if new_id is None else [(new_id, state, row["target_kind"])]
 
 
@@ -433,16 +446,16 @@ def delivery_row(
     now: datetime,
     throttled: bool,
 ) -> dict[str, Any]:
-    state, reason, client_id = "pending", None, None
+    state, reason, client_id = DeliveryState.PENDING, None, None
     if target == CLIENT_TARGET:
         client_id, reason = client_recipient(item)
         if client_id is None:
-            state = "skipped"
+            state = DeliveryState.SKIPPED
     elif not rules.target_url(target):
-        state, reason = "skipped", f"target '{target}' is not configured"
-    if throttled and state == "pending":
+        state, reason = DeliveryState.SKIPPED, f"target '{target}' is not configured"
+    if throttled and state == DeliveryState.PENDING:
         state, reason = (
-            "throttled",
+            DeliveryState.THROTTLED,
             f"throttled: '{match.rule}' already notified for {match.throttle_key}",
         )
     rendered = renderer.render(
@@ -468,18 +481,18 @@ def delivery_row(
         "render_error": rendered.error,
         "throttle_key": match.throttle_key,
         # Handed to the queue right after the commit; the sweep covers a failed hand-over.
-        "enqueued_at": now if state == "pending" else None,
+        "enqueued_at": now if state == DeliveryState.PENDING else None,
         "created_at": now,
         "updated_at": now,
     }
 
 
 async def load_snapshots(
-    session: AsyncSession, *, channel_id: str | None, client_id: str | None
+    session: Session, *, channel_id: str | None, client_id: str | None
 ) -> tuple[Channel | None, Client | None]:
-    channel = await session.get(Channel, channel_id) if channel_id else None
+    channel = await channels.get_channel(session, channel_id=channel_id) if channel_id else None
     owner = channel.client_id if channel and channel.client_id else client_id
-    client = await session.get(Client, owner) if owner else None
+    client = await channels.get_client(session, client_id=owner) if owner else None
     return channel, client
 
 
@@ -487,15 +500,14 @@ def is_permission_event(event: Event) -> bool:
     return event.event_type in PERMISSION_EVENTS
 
 
-async def known_client(session: AsyncSession, client_id: str | None) -> bool:
+async def known_client(session: Session, client_id: str | None) -> bool:
     if client_id is None:
         return False
-    found = await session.execute(select(Client.id).where(Client.id == client_id))
-    return found.first() is not None
+    return await channels.client_exists(session, client_id=client_id)
 
 
 async def revive_client_deliveries(
-    session: AsyncSession,
+    session: Session,
     item: RoutingInput,
     *,
     rules: RuleSet,
@@ -511,19 +523,14 @@ async def revive_client_deliveries(
     owner = item.channel.client_id if item.channel is not None else None
     if owner is None or not item.client_trusted or silenced(item) is not None:
         return []
-    skipped = await session.scalars(
-        select(Delivery).where(
-            Delivery.event_id == item.event.id,
-            Delivery.target_name == CLIENT_TARGET,
-            Delivery.state == "skipped",
-            Delivery.client_id.is_(None),
-        )
+    skipped = await deliveries.skipped_without_owner(
+        session, event_id=item.event.id, target=CLIENT_TARGET
     )
     created: list[tuple[int, str, str]] = []
-    for row in list(skipped):
-        state, reason = "pending", None
+    for row in skipped:
+        state, reason = DeliveryState.PENDING, None
         if not await take_client_slot(session, client_id=owner, cap=cap, now=now):
-            state, reason = "held", held_reason(cap)
+            state, reason = DeliveryState.HELD, held_reason(cap)
             created += await notify_cap_reached(
                 session,
                 item,
@@ -534,16 +541,8 @@ async def revive_client_deliveries(
                 replay_round=row.replay_round,
                 now=now,
             )
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == row.id, Delivery.state == "skipped")
-            .values(
-                state=state,
-                client_id=owner,
-                last_error=reason,
-                enqueued_at=now if state == "pending" else None,
-                updated_at=now,
-            )
+        await deliveries.revive_skipped(
+            session, delivery_id=row.id, state=state, client_id=owner, reason=reason, now=now
         )
         created.append((row.id, state, row.target_kind))
     return created

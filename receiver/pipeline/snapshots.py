@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from receiver.db.tables import Channel, Client, StatusChange
+from receiver.db.engine import Session
+from receiver.db.store import channels as store
+from receiver.db.tables import Channel, Client
 from receiver.partner.facts import channel_facts, client_facts
 from receiver.status import derive_status, is_newer, status_changed
 
@@ -54,12 +52,8 @@ class ChannelUpdate:
     change: ObservedChange | None
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def store_client(
-    session: AsyncSession, raw: dict[str, Any], *, now: datetime, source: str
+    session: Session, raw: dict[str, Any], *, now: datetime, source: str
 ) -> Client | None:
     """Upsert a client snapshot; a payload-sourced snapshot never replaces an API one."""
     raw = storable(raw)
@@ -75,18 +69,16 @@ async def store_client(
         "fetched_at": now,
         "source": source,
     }
-    existing = await session.get(Client, facts.id, with_for_update=True)
+    existing = await store.lock_client(session, client_id=facts.id)
     if existing is None:
-        await session.execute(
-            _insert(session)(Client).values(id=facts.id, **values).on_conflict_do_nothing()
-        )
+        await store.insert_client(session, client_id=facts.id, values=values)
     elif source == "partner_api" or existing.source != "partner_api":
-        await session.execute(update(Client).where(Client.id == facts.id).values(**values))
-    return await session.get(Client, facts.id, populate_existing=True)
+        await store.update_client(session, client_id=facts.id, values=values)
+    return await store.get_client(session, client_id=facts.id, fresh=True)
 
 
 async def store_channel(
-    session: AsyncSession,
+    session: Session,
     raw: dict[str, Any],
     *,
     event_id: int,
@@ -111,21 +103,9 @@ async def store_channel(
         "enriched": enriched,
     }
     for _ in range(MAX_CAS_ROUNDS):
-        current = (
-            await session.execute(
-                select(Channel)
-                .where(Channel.id == facts.id)
-                .execution_options(populate_existing=True)  # never a stale cached row
-            )
-        ).scalar_one_or_none()
+        current = await store.read_channel(session, channel_id=facts.id)
         if current is None:
-            inserted = await session.execute(
-                _insert(session)(Channel)
-                .values(id=facts.id, version=1, **values)
-                .on_conflict_do_nothing()
-                .returning(Channel.version)
-            )
-            if inserted.scalar_one_or_none() is None:
+            if not await store.insert_channel(session, channel_id=facts.id, values=values):
                 continue  # another worker created it first: read theirs and compare
             first = ObservedChange(None, derived.status, derived.why)
             await _record_change(session, facts.id, first, event_id=event_id, now=now, version=1)
@@ -140,15 +120,10 @@ async def store_channel(
         ):
             return ChannelUpdate(channel=current, change=None)
         previous_status = current.status
-        updated = await session.execute(
-            update(Channel)
-            .where(Channel.id == facts.id, Channel.version == current.version)
-            .values(version=current.version + 1, **values)
-            .returning(Channel.version)
-            # Keep `current` as read: its status is the "from" of the change below.
-            .execution_options(synchronize_session=False)
+        # `current` stays as read: its status is the "from" of the change below.
+        new_version = await store.update_channel_if_version(
+            session, channel_id=facts.id, version=current.version, values=values
         )
-        new_version = updated.scalar_one_or_none()
         if new_version is None:
             continue  # lost the compare-and-set: re-read and decide again
         change: ObservedChange | None = None
@@ -161,12 +136,12 @@ async def store_channel(
     raise RuntimeError(f"channel {facts.id}: too much contention to apply a snapshot")
 
 
-async def _reload(session: AsyncSession, channel_id: str) -> Channel | None:
-    return await session.get(Channel, channel_id, populate_existing=True)
+async def _reload(session: Session, channel_id: str) -> Channel | None:
+    return await store.get_channel(session, channel_id=channel_id, fresh=True)
 
 
 async def _record_change(
-    session: AsyncSession,
+    session: Session,
     channel_id: str,
     change: ObservedChange,
     *,
@@ -174,14 +149,13 @@ async def _record_change(
     now: datetime,
     version: int,
 ) -> None:
-    await session.execute(
-        insert(StatusChange).values(
-            channel_id=channel_id,
-            from_status=change.from_status,
-            to_status=change.to_status,
-            why=change.why,
-            event_id=event_id,
-            changed_at=now,
-            channel_version=version,
-        )
+    await store.insert_status_change(
+        session,
+        channel_id=channel_id,
+        from_status=change.from_status,
+        to_status=change.to_status,
+        why=change.why,
+        event_id=event_id,
+        changed_at=now,
+        channel_version=version,
     )

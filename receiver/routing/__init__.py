@@ -26,8 +26,6 @@ from receiver.routing.ruleset import (
 )
 from receiver.routing.schema import rules_json_schema
 from receiver.routing.subject import RoutingSubject
-from receiver.routing.throttle import throttle_allows
-from receiver.routing.webhook_subject import load_webhook_subject, subject_from_webhook
 from receiver.vocabulary import CLIENT_TARGET
 
 __all__ = [
@@ -48,9 +46,6 @@ __all__ = [
     "format_explanation",
     "load_rules",
     "load_rules_texts",
-    "load_webhook_subject",
     "match_rules",
     "rules_json_schema",
-    "subject_from_webhook",
-    "throttle_allows",
 ]

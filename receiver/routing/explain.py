@@ -80,6 +80,7 @@ class Explanation:
     event_type: str
     status_change: tuple[str | None, str] | None
     verdicts: tuple[RuleVerdict, ...]
+    fields: Mapping[str, object]  # `event.fields`: what rules and templates see of the event
 
     @property
     def fired(self) -> tuple[str, ...]:
@@ -135,7 +136,7 @@ def explain(
         )
         if rule.stop:
             stopped_by = rule.name
-    return Explanation(subject.event_type, subject.status_change, tuple(verdicts))
+    return Explanation(subject.event_type, subject.status_change, tuple(verdicts), subject.event)
 
 
 def _no(name: str, file: str, line: int | None, reason: str) -> RuleVerdict:
@@ -173,6 +174,7 @@ def explanation_as_dict(explanation: Explanation) -> dict[str, Any]:
         "event": explanation.event_type,
         "status_change": None if change is None else {"from": change[0], "to": change[1]},
         "fired": list(explanation.fired),
+        "fields": dict(explanation.fields),
         "rules": [
             {
                 "rule": v.rule,

@@ -7,6 +7,7 @@ descriptions feed the published JSON Schema (`hub-receiver rules schema`).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -19,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from receiver.routing.durations import parse_duration
+from receiver.durations import HINT, parse_duration
 
 Scalar = str | int | float | bool | None
+MAX_WINDOW_SECONDS = 366 * 86400
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 MAX_INLINE_TEMPLATE = 64 * 1024
 
@@ -37,8 +39,14 @@ def _condition_shorthand(value: object) -> object:
 def _duration(value: object) -> int:
     if not isinstance(value, str):
         # pydantic turns ValueError (not TypeError) into a validation error.
-        raise ValueError("use a duration with a unit: 30s, 10m, 1h, 1d")  # noqa: TRY004
-    return parse_duration(value)
+        raise ValueError(HINT)  # noqa: TRY004
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    if seconds > MAX_WINDOW_SECONDS:
+        raise ValueError(f"{value!r} is longer than a year")
+    # Throttle windows are whole seconds: round a fraction up so "500ms" is not zero.
+    return math.ceil(seconds)
 
 
 def _none_as_empty(value: object) -> object:
@@ -182,7 +190,9 @@ class Rule(_Strict):
     )
     throttle: Seconds | None = Field(
         default=None,
-        description="At most one notification per throttle key in this window: 30s, 10m, 1h, 1d.",
+        description=(
+            "At most one notification per throttle key in this window: 30s, 10m, 1.5h, 1h30m, 1d."
+        ),
     )
     throttle_key: str | None = Field(
         default=None,

@@ -1,11 +1,10 @@
-"""Throttle keys (what a rule's throttle counts per) and the pure window arithmetic."""
+"""Throttle keys: what a rule's throttle counts per (the windows are `throttles` rows)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from receiver.routing.paths import MISSING, Path, compile_path, scalar_text
 
@@ -89,8 +88,3 @@ def default_throttle_key(
     if client_id:
         return f"client:{client_id}"
     return f"event:{event_type}"
-
-
-def throttle_allows(*, last_notified_at: datetime | None, now: datetime, seconds: int) -> bool:
-    """Return whether a notification may go out, given the last one for the same key."""
-    return last_notified_at is None or now - last_notified_at >= timedelta(seconds=seconds)

@@ -13,13 +13,12 @@ import contextlib
 import itertools
 import json
 import os
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -34,8 +33,7 @@ from receiver.http.loopback import free_port, serve_app
 from tests.support.pg_server import PostgresServer, private_postgres
 from tests.support.processes import ServiceProcess, process_env, run_migrations
 from tests.support.redis_server import RedisServer, private_redis
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 SHARED_SECRET = "fault-test-shared-secret"
 PARTNER_ID = "FaUlTpArTnEr"
@@ -63,25 +61,6 @@ def record_figures(test: str, **figures: Any) -> None:
 
 
 # --- waiting -----------------------------------------------------------------------------------
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.5,
-) -> T:
-    """Call `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = await check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(interval)
 
 
 # --- the stack --------------------------------------------------------------------------------
@@ -206,7 +185,9 @@ class Stack:
         """Wait until every event in `keys` is processed; fail listing the ones that are not."""
         wanted = set(keys)
         try:
-            await eventually(lambda: self.all_processed(wanted), timeout=timeout, what=what)
+            await eventually(
+                lambda: self.all_processed(wanted), timeout=timeout, what=what, interval=0.5
+            )
         except AssertionError as exc:
             rows = await self.query(
                 "SELECT id, state, attempts, enqueued_at, lease_until, next_attempt_at, "
@@ -219,7 +200,7 @@ class Stack:
     async def wait_deliveries_settled(self, *, timeout: float, what: str) -> None:
         """Wait until no delivery is pending/sending/failed; fail listing the ones that are."""
         try:
-            await eventually(self.deliveries_settled, timeout=timeout, what=what)
+            await eventually(self.deliveries_settled, timeout=timeout, what=what, interval=0.5)
         except AssertionError as exc:
             rows = await self.query(
                 "SELECT id, event_id, target_name, state, attempts, claimed_at, enqueued_at, "

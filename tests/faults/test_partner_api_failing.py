@@ -20,11 +20,11 @@ from tests.faults.harness import (
     LoadReport,
     channel_event_body,
     dedup_key,
-    eventually,
     fault_stack,
     post_all,
     record_figures,
 )
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 

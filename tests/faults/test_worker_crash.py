@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from receiver.jobs.arq_queue import ArqQueue
-from receiver.jobs.queue import JobRequest
+from receiver.queue import JobRequest
 from tests.faults.harness import (
     LoadReport,
     Stack,
@@ -40,8 +40,8 @@ MAX_JOBS = 8
 SHORT_LEASES = {
     "WORKER_MAX_JOBS": str(MAX_JOBS),
     "DELIVERY_TIMEOUT": "3s",
-    "FAULT_EVENT_LEASE": "10",
-    "FAULT_SEND_LEASE": "10",
+    "EVENT_LEASE": "10s",
+    "SEND_LEASE": "10s",
     "FAULT_PROCESS_TIMEOUT": "10",
 }
 

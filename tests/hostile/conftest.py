@@ -1,4 +1,4 @@
-"""Fixtures of the hostile-input tests: the pipeline suite's fake Partner API, sink and mailbox."""
+"""Fixtures of the hostile-input tests (the fakes, `hub`, `sink` and `mailbox`, are shared)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hostile.support import LogCapture
-from tests.pipeline.conftest import hub, mailbox, sink
-
-__all__ = ["hub", "logs", "mailbox", "sink"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import orjson
 from hypothesis import strategies as st
 
 from receiver.vocabulary import KNOWN_EVENTS
-from tests.conftest import sample
+from tests.support.samples import sample
 
 SECRET = "fuzz-platform-secret"
 SAMPLE_NAMES = (

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from sqlalchemy import func, select
 
 from receiver.db.tables import Delivery, Event
 from receiver.settings import Settings
-from tests.conftest import sample
 from tests.hostile.support import (
     LogCapture,
     assert_json_error,
@@ -27,8 +25,9 @@ from tests.hostile.support import (
     troubles,
 )
 from tests.ops.support import settle
-from tests.pipeline.support import Sink
 from tests.support.app import RunningApp, running_app
+from tests.support.fakes import Sink
+from tests.support.samples import sample
 
 SECRET = "whsec-auth-Tq93Lm"
 OLD_SECRET = "whsec-auth-old-Pb27Xc"
@@ -118,13 +117,6 @@ def auth_settings(
         return make_settings(**values)
 
     return make
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
-    path = tmp_path / "auth.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture
@@ -265,7 +257,7 @@ async def test_refusals_never_log_the_signature_or_secret_they_were_given(
     near_miss = digest(body, SECRET[:-1] + "x").hex()
     await post(app, body, near_miss)
     await app.client.post(WEBHOOK, content=body, headers={**JSON, "x-webhook-token": SECRET})
-    await asyncio.sleep(1.2)  # the writer stores refusal samples within a second
+    await app.flush_writer()  # stores the refusal samples now (else within a second)
     text = "\n".join(rendered(record) for record in logs.records)
     for needle in (near_miss, SECRET, SECRET[:-1], digest(body).hex()):
         assert needle not in text
@@ -299,8 +291,7 @@ async def test_a_replayed_signed_webhook_is_deduplicated_and_notifies_nobody_aga
             answer = response.json()
             assert answer == {"status": "duplicate", "event_id": first.json()["event_id"]}
         await settle(app)
-        await asyncio.sleep(0.8)  # longer than two sweeps: anything queued would have gone
-        await settle(app)
+        await app.run_to_idle()  # the sweeps a timer would run: anything queued would have gone
 
         assert len(sink.state.received) == 1
         assert await stored(app, Event) == 1
@@ -322,7 +313,7 @@ async def test_a_burst_of_the_same_signed_webhook_is_stored_and_notified_once(
         assert len({a.json()["event_id"] for a in answers}) == 1
         await sink.state.wait_for(1)
         await settle(app)
-        await asyncio.sleep(0.8)
+        await app.run_to_idle()
         assert len(sink.state.received) == 1
         assert await stored(app, Delivery) == 1
 

@@ -49,8 +49,9 @@ from tests.hostile.strategies import (
     unique_body,
 )
 from tests.hostile.support import LogCapture, assert_json_error, troubles
-from tests.pipeline.support import API_KEY, PARTNER_ID, SHIPPED_RULES, Hub, Sink
+from tests.pipeline.support import SHIPPED_RULES
 from tests.support.app import RunningApp, running_app
+from tests.support.fakes import API_KEY, PARTNER_ID, Hub, Sink
 
 WEBHOOK = "/webhooks/partner"
 CALLBACK = "/callbacks/permission"

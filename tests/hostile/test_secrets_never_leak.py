@@ -32,10 +32,11 @@ from receiver.dev.sink import SinkState, create_sink_app
 from receiver.http.loopback import serve_app
 from receiver.ingest.signature import sign
 from receiver.settings import Settings
-from tests.conftest import sample
 from tests.hostile.support import LogCapture, json_log_lines, rendered
-from tests.pipeline.support import PARTNER_ID, run_cli_async
 from tests.support.app import RunningApp, running_app
+from tests.support.cli import hub_receiver_async
+from tests.support.fakes import PARTNER_ID
+from tests.support.samples import sample
 
 API_KEY = "SECRET-apikey-7Qx2Lp"
 USERNAME = "partner-user"  # a user name is not a secret; its password is
@@ -378,7 +379,7 @@ async def run_and_scan(
                     ("rules", "check"),
                     ("replay", "--type", "channel_live", "--dry-run", "--json"),
                 )
-                results = await asyncio.gather(*(run_cli_async(*c, env=env) for c in commands))
+                results = await asyncio.gather(*(hub_receiver_async(*c, env=env) for c in commands))
                 for command, result in zip(commands, results, strict=True):
                     assert result.returncode == 0, (command, result.stdout, result.stderr)
                     evidence.add(f"`{' '.join(command)}` stdout", result.stdout)

@@ -14,7 +14,7 @@ from receiver.ingest.callback import (
     PermissionClaim,
     parse_permission_query,
 )
-from tests.conftest import sample
+from tests.support.samples import sample
 
 CLIENT = "Vb7xR2CL"
 

@@ -9,9 +9,9 @@ import pytest
 
 from receiver.http.loopback import free_port
 from receiver.settings import Settings
-from tests.conftest import sample
-from tests.ingest.support import SECRET, signed
 from tests.support.app import RunningApp, running_app
+from tests.support.events import SECRET, signed
+from tests.support.samples import sample
 from tests.support.servers import PG_HOST, PG_USER
 
 MakeSettings = Callable[..., Settings]

@@ -19,9 +19,9 @@ from receiver.db.engine import create_engine
 from receiver.db.migrate import upgrade_async
 from receiver.ingest.writer import EventWriter
 from receiver.settings import Settings
-from tests.conftest import sample
-from tests.ingest.support import JSON, SECRET, events_in, signed
 from tests.support.app import running_app
+from tests.support.events import JSON, SECRET, events_in, signed
+from tests.support.samples import sample
 from tests.support.servers import PG_HOST, PG_PORT, PG_USER, admin_pg_url, require
 
 MakeSettings = Callable[..., Settings]

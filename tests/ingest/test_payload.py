@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from receiver.ingest.payload import MAX_FIELD, ParsedEvent, parse_event, webhook_dedup_key
-from tests.conftest import sample
+from tests.support.samples import sample
 
 CHANNEL = "kJ2mQ8CH"
 CLIENT = "Vb7xR2CL"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from receiver.messages import Renderer, build_context
-from receiver.routing import subject_from_webhook
+from receiver.pipeline.subject import preview_subject
 from receiver.routing.events import KNOWN_EVENTS
 from receiver.routing.ruleset import Audience
 from tests.routing.support import NOW
@@ -29,7 +30,7 @@ def context_for_event(
 ) -> dict[str, Any]:
     body = copy.deepcopy(sample(SAMPLE_FOR.get(event, "channel_live")))
     body["event"] = event
-    s = subject_from_webhook(body, now=NOW, status_change=status_change)
+    s = preview_subject(json.dumps(body), now=NOW, status_change=status_change)
     return build_context(s, rule="r", correlation_id="corr-1")
 
 
@@ -93,7 +94,7 @@ def test_without_a_partner_id_there_is_no_hub_link() -> None:
 
 
 def test_events_without_enrichment_or_data_still_render() -> None:
-    s = subject_from_webhook({"event": "channel_live"}, now=NOW)
+    s = preview_subject(json.dumps({"event": "channel_live"}), now=NOW)
     context = build_context(s, rule="r", enriched=False)
     for audience in ("ops", "client"):
         rendered = Renderer().render(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from receiver.messages import Renderer, build_context
 from receiver.messages.render import MAX_BODY, MAX_TITLE
-from receiver.routing import subject_from_webhook
+from receiver.pipeline.subject import preview_subject
 from tests.routing.support import NOW
 
 from .support import context_for, sample
@@ -173,7 +174,7 @@ def test_memory_and_cpu_bombs_fall_back_quickly(body: str) -> None:
 def test_template_syntax_inside_event_data_is_printed_literally() -> None:
     body = sample("channel_live")
     body["data"]["setup_info"]["phone_name"] = "{{ 7*7 }}{% for x in range(3) %}x{% endfor %}"
-    context = build_context(subject_from_webhook(body, now=NOW), rule="r")
+    context = build_context(preview_subject(json.dumps(body), now=NOW), rule="r")
     for audience in ("ops", "client"):
         rendered = Renderer().render(
             template="channel_live", title=None, body=None, audience=audience, context=context
@@ -187,7 +188,7 @@ def test_template_syntax_inside_event_data_is_printed_literally() -> None:
 def test_template_syntax_in_data_is_literal_in_the_fallback_too() -> None:
     body = sample("channel_live")
     body["data"]["setup_info"]["phone_number"] = "{{ 7*7 }}"
-    context = build_context(subject_from_webhook(body, now=NOW), rule="r")
+    context = build_context(preview_subject(json.dumps(body), now=NOW), rule="r")
     rendered = Renderer().render(
         template=None, title=None, body="{{ nope }}", audience="ops", context=context
     )

@@ -1,36 +1,15 @@
-"""Run `hub-receiver` as ops do: a subprocess configured by the environment only."""
+"""Rows for the CLI tests to show: written straight into a database, as a deployment has them."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from receiver.db.engine import create_engine
 from receiver.db.tables import Base, Channel, Client, Delivery, Event
-from receiver.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
-
-
-def hub_receiver(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed CLI with none of our variables set but those given."""
-    names = {name.upper() for name in Settings.model_fields}
-    environment = {k: v for k, v in os.environ.items() if k.upper() not in names}
-    environment.update({"LOG_FORMAT": "json", **env})
-    return subprocess.run(
-        ["uv", "run", "--no-sync", "hub-receiver", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def store(database_url: str, *rows: Base) -> None:

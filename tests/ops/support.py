@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,10 +14,8 @@ from sqlalchemy import func, select
 from receiver.db.tables import Delivery, Event
 from receiver.dev.sink import SinkState
 from receiver.ingest.signature import sign
-from tests.conftest import sample
 from tests.support.app import RunningApp
-
-T = TypeVar("T")
+from tests.support.samples import sample
 
 # Distinctive fake secrets: none of them may appear in any admin or metrics answer.
 TARGET_SECRET = "tgt-Secr3t-Zq81xLw"
@@ -117,20 +114,6 @@ async def settle(app: RunningApp, timeout: float = 10.0) -> None:
                 await app.drain()
                 return
             await asyncio.sleep(0.02)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 5.0, interval: float = 0.05
-) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def scrape(app: RunningApp) -> str:

@@ -1,4 +1,4 @@
-"""What the admin API shows about events, channels and deliveries, and retrying by hand."""
+"""What the admin API shows about events, channels and deliveries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tests.ops.support import (
     LIVE_RULE,
     Sink,
     admin_get,
-    admin_post,
     channel_live,
     post_webhook,
     settle,
@@ -100,48 +99,3 @@ async def test_channel_detail_shows_snapshot_status_why_and_history(
     assert [(h["from"], h["to"]) for h in channel["status_history"]] == [(None, "live")]
     missing = await app.client.get("/admin/channels/nope", headers=AUTH)
     assert missing.status_code == 404
-
-
-async def test_a_dead_delivery_is_listed_and_a_retry_sends_it_keeping_its_attempts(
-    app: RunningApp, sink: Sink
-) -> None:
-    sink.state.always_fail(400)
-    event_id = await post_webhook(app, channel_live())
-    await sink.state.wait_for(1)
-    await settle(app)
-
-    dead = await admin_get(app, "/admin/deliveries", state="dead")
-    [row] = dead["items"]
-    assert row["event_id"] == event_id
-    assert row["attempts"] == 1
-    assert "400" in row["last_error"]
-    assert (await admin_get(app, "/admin/deliveries", state="sent"))["count"] == 0
-
-    sink.state.recover()
-    answer = await admin_post(app, f"/admin/deliveries/{row['id']}/retry")
-    assert answer["retried"] is True
-    assert answer["enqueued"] is True
-    await sink.state.wait_for(2)
-    await settle(app)
-
-    delivery = await admin_get(app, f"/admin/deliveries/{row['id']}")
-    assert delivery["state"] == "sent"
-    assert delivery["attempts"] == 2
-    assert [a["outcome"] for a in delivery["attempt_log"]] == ["dead", "requeued", "sent"]
-    assert "retried by hand" in delivery["attempt_log"][1]["error"]
-    assert len(sink.state.received) == 2
-
-
-async def test_only_dead_or_failed_deliveries_can_be_retried(app: RunningApp, sink: Sink) -> None:
-    event_id = await post_webhook(app, channel_live())
-    await sink.state.wait_for(1)
-    await settle(app)
-    [delivery] = (await admin_get(app, f"/admin/events/{event_id}"))["deliveries"]
-
-    again = await app.client.post(f"/admin/deliveries/{delivery['id']}/retry", headers=AUTH)
-    assert again.status_code == 409
-    assert again.json()["error"] == "not_retryable"
-    missing = await app.client.post("/admin/deliveries/999999/retry", headers=AUTH)
-    assert missing.status_code == 404
-    await settle(app)
-    assert len(sink.state.received) == 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ops.cli_support import channel, client, event, hub_receiver, store
+from tests.ops.cli_support import channel, client, event, store
+from tests.support.cli import hub_receiver
 
 # Clear the screen, home the cursor, set the window title, a C1 CSI and a bidi override
 # (PostgreSQL stores no NUL, and snapshots drop it: see ingest).

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from receiver.http.loopback import free_port
-from tests.ops.cli_support import delivery, event, hub_receiver, store
+from tests.ops.cli_support import delivery, event, store
+from tests.support.cli import hub_receiver
 
 PASSWORD = "Pg-S3cret-Pw"
 

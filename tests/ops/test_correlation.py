@@ -10,14 +10,11 @@ import orjson
 
 from receiver.ingest.signature import sign
 from receiver.settings import Settings
-from tests.conftest import sample
 from tests.hostile.support import json_log_lines, parsed_lines
 from tests.ops.support import WEBHOOK, WEBHOOK_SECRET, Sink, admin_get, settle
-from tests.pipeline.conftest import hub
-from tests.pipeline.support import API_KEY, PARTNER_ID, Hub
 from tests.support.app import running_app
-
-__all__ = ["hub"]  # the pipeline suite's fake Partner API, as a fixture here
+from tests.support.fakes import API_KEY, PARTNER_ID, Hub
+from tests.support.samples import sample
 
 RULE = "team and duty phone hear a number went live"
 

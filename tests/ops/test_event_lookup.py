@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import orjson
 
 from receiver.ops.replay import replay
-from receiver.settings import Settings
-from tests.conftest import sample
 from tests.ops.support import (
     LIVE_RULE,
     SECRETS,
@@ -23,30 +18,15 @@ from tests.ops.support import (
     settle,
 )
 from tests.support.app import RunningApp
+from tests.support.cli import hub_receiver
+from tests.support.samples import sample
 
-ROOT = Path(__file__).resolve().parents[2]
 LIVE_ID = orjson.loads(sample("partner_webhook.channel_live.json"))["id"]
 
 
 def external_id(n: int) -> str:
     """The top-level id `channel_live(n)` carries."""
     return f"{LIVE_ID[:-4]}{n:04d}"
-
-
-def hub_receiver(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    """The installed CLI, configured by the environment only (as ops run it)."""
-    names = {name.upper() for name in Settings.model_fields}
-    environment = {k: v for k, v in os.environ.items() if k.upper() not in names}
-    environment.update({"DATABASE_URL": database_url, "LOG_FORMAT": "json"})
-    return subprocess.run(
-        ["uv", "run", "--no-sync", "hub-receiver", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_the_admin_api_lists_and_finds_events_by_360dialogs_id(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from receiver.db.tables import Delivery, DeliveryAttempt, Event, RejectedRequest
-from receiver.ops.retention import purge_raw_bodies, run_retention
+from receiver.ops.retention import run_retention
 from receiver.services import Services, base_services
 from receiver.settings import Settings
 
@@ -105,7 +105,9 @@ async def test_it_purges_raw_bodies_of_old_finished_events_and_keeps_the_rest(
     await add_rejected(services, age=timedelta(days=31))
     await add_rejected(services, age=timedelta(days=1))
 
-    assert await purge_raw_bodies(services, older_than_days=30) == 2
+    result = await run_retention(services, older_than_days=30)
+
+    assert (result.raw_bodies_purged, result.rejected_deleted) == (2, 1)
 
     stored = await events(services)
     assert stored["old-processed"].raw_body is None
@@ -123,7 +125,7 @@ async def test_it_purges_raw_bodies_of_old_finished_events_and_keeps_the_rest(
 async def test_running_it_again_changes_nothing(services: Services) -> None:
     await add_event(services, "old", age=timedelta(days=31), state="processed")
     await add_rejected(services, age=timedelta(days=31))
-    assert await purge_raw_bodies(services, older_than_days=30) == 1
+    assert (await run_retention(services, older_than_days=30)).raw_bodies_purged == 1
 
     again = await run_retention(services, older_than_days=30)
 

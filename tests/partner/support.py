@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 PARTNER_ID = "Xk9pL2PA"
 # Distinctive values, so a leak is found by a plain substring search.
 API_KEY = "apikey-SECRET-5f1c9e77"
 USERNAME = "partner-user"
 PASSWORD = "password-SECRET-8d2b41"
 TOKEN_TTL = 3600
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 class ManualClock:

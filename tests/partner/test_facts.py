@@ -6,8 +6,7 @@ from typing import Any
 import pytest
 
 from receiver.partner.facts import ChannelFacts, ClientFacts, channel_facts, client_facts
-
-from .support import load_fixture
+from tests.support.samples import sample_json as load_fixture
 
 
 def api_channel() -> dict[str, Any]:

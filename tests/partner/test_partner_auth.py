@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from receiver.dev.fake_hub import FakeHubState
-from receiver.partner.client import PartnerAPIError, PartnerClient
+from receiver.partner.auth import TokenAuth
+from receiver.partner.client import PartnerClient
+from receiver.partner.errors import PartnerAPIError
 
 from .conftest import MakeClient
 from .support import PARTNER_ID, PASSWORD, TOKEN_TTL, USERNAME, ManualClock
@@ -177,3 +179,72 @@ async def test_it_posts_the_credentials_as_json_to_the_token_endpoint() -> None:
 def test_it_refuses_to_start_without_credentials() -> None:
     with pytest.raises(ValueError, match="api_key"):
         PartnerClient(base_url="http://hub.test", partner_id=PARTNER_ID, username=USERNAME)
+
+
+async def test_concurrent_callers_refused_with_401_share_one_refresh(
+    token_client: Callable[..., PartnerClient], hub_state: FakeHubState
+) -> None:
+    client = token_client()
+    await client.get_channel("kJ2mQ8CH")
+    hub_state.revoke_tokens()
+    hub_state.slow(0.05)  # keep all three requests in flight together
+
+    channels = await asyncio.gather(
+        *(client.get_channel(cid) for cid in ("kJ2mQ8CH", "zR5wN3CH", "Tq7bY4CH"))
+    )
+
+    assert all(channel is not None for channel in channels)
+    assert len(hub_state.calls(path="/token")) == 2  # the first token, and one refresh
+    assert len(hub_state.calls(path=CHANNELS_PATH)) == 1 + 3 + 3  # each refused once, resent
+
+
+async def test_concurrent_callers_share_one_refresh_when_the_token_expires(
+    token_client: Callable[..., PartnerClient], hub_state: FakeHubState, clock: ManualClock
+) -> None:
+    client = token_client()
+    await client.get_channel("kJ2mQ8CH")
+    clock.advance(TOKEN_TTL)
+    hub_state.slow(0.05)
+
+    await asyncio.gather(*(client.get_channel(cid) for cid in ("kJ2mQ8CH", "zR5wN3CH", "Tq7bY4CH")))
+
+    assert len(hub_state.calls(path="/token")) == 2
+    assert len(hub_state.calls(path=CHANNELS_PATH)) == 4  # none was refused with a 401
+
+
+async def test_a_temporary_token_failure_is_retried_like_any_call() -> None:
+    seen: list[str] = []
+    token_answers = [httpx.Response(503), httpx.Response(200, json={"access_token": "t"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/token":
+            return token_answers.pop(0)
+        return httpx.Response(200, json={"partner_channels": []})
+
+    outcomes: list[tuple[str, str]] = []
+    async with PartnerClient(
+        base_url="http://hub.test",
+        partner_id=PARTNER_ID,
+        username=USERNAME,
+        password=PASSWORD,
+        backoff_base=0.001,
+        transport=httpx.MockTransport(handler),
+        on_request=lambda op, _seconds, outcome: outcomes.append((op, outcome)),
+    ) as client:
+        assert await client.get_channel("kJ2mQ8CH") is None
+
+    assert seen == ["POST /token", "POST /token", f"GET {CHANNELS_PATH}"]
+    assert outcomes == [
+        ("token", "server"),
+        ("get_channel", "server"),
+        ("token", "ok"),
+        ("get_channel", "ok"),
+    ]
+
+
+def test_token_auth_refuses_a_sync_client() -> None:
+    auth = TokenAuth(token_url="http://hub.test/token", username=USERNAME, password=PASSWORD)
+    transport = httpx.MockTransport(lambda _: httpx.Response(200))
+    with httpx.Client(transport=transport) as http, pytest.raises(RuntimeError, match="Async"):
+        http.get("http://hub.test/x", auth=auth)

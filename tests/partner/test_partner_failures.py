@@ -7,7 +7,8 @@ import pytest
 
 from receiver.dev.fake_hub import FakeHubState
 from receiver.http.loopback import free_port
-from receiver.partner.client import PartnerAPIError, PartnerClient
+from receiver.partner.client import PartnerClient
+from receiver.partner.errors import PartnerAPIError
 
 from .conftest import MakeClient
 from .support import API_KEY, PARTNER_ID, PASSWORD, USERNAME, SleepRecorder

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from receiver.dev.fake_hub import FakeHubState
-from receiver.partner.client import PartnerAPIError
+from receiver.partner.errors import PartnerAPIError
 
 from .conftest import MakeClient
 from .support import PARTNER_ID

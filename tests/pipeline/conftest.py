@@ -15,7 +15,8 @@ from receiver.dev.sample_data import default_state
 from receiver.dev.sink import SinkState, create_sink_app
 from receiver.http.loopback import serve_app
 from receiver.settings import Settings
-from tests.pipeline.support import API_KEY, PARTNER_ID, SHIPPED_RULES, Hub, Sink
+from tests.pipeline.support import SHIPPED_RULES
+from tests.support.fakes import API_KEY, PARTNER_ID, Hub, Sink
 from tests.support.servers import REDIS_HOST, REDIS_PORT, require
 
 # Not db 9 (tests/conftest.py's `redis_url`): arq's queue key is global within a database,

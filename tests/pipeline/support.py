@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from receiver.db.tables import Channel, Delivery, DeliveryAttempt, Event, StatusChange
-from receiver.dev.fake_hub import FakeHubState
-from receiver.dev.sink import SinkState
 from tests.support.app import RunningApp
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = REPO / "routing_rules"
-PARTNER_ID = "Zx9PA"
-API_KEY = "partner-api-key-for-tests"
 
 ACME = "Vb7xR2CL"  # ops@acme-bakery.example
 ACME_LIVE = "kJ2mQ8CH"  # live
@@ -37,39 +27,6 @@ NORDWIND_EMAIL = "it@nordwind-tools.example"
 ACME_PHONE = "+4915112345678"
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@dataclass(frozen=True)
-class Hub:
-    state: FakeHubState
-    url: str
-
-    def channel_lookups(self) -> list[dict[str, str]]:
-        """The query strings of every channels-list request the fake answered."""
-        path = f"/partners/{PARTNER_ID}/channels"
-        return [r.query for r in self.state.calls(method="GET", path=path)]
-
-    def client_lookups(self) -> list[dict[str, str]]:
-        path = f"/partners/{PARTNER_ID}/clients"
-        return [r.query for r in self.state.calls(method="GET", path=path)]
-
-    def go_down(self) -> None:
-        """Answer every request with a 500 until `come_back()`."""
-        self.state.fail_next(100_000, status=500)
-
-    def come_back(self) -> None:
-        while self.state.take_failure() is not None:
-            pass
-
-
-@dataclass(frozen=True)
-class Sink:
-    state: SinkState
-    base_url: str
-
-    def json_url(self, path: str = "/hook", *, auth: str = "") -> str:
-        host = self.base_url.removeprefix("http://")
-        return f"json://{auth + '@' if auth else ''}{host}{path}"
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -113,21 +70,6 @@ async def post_authenticated(app: RunningApp, body: Mapping[str, Any]) -> dict[s
 
 
 # --- waiting --------------------------------------------------------------------------------
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 8.0, interval: float = 0.03
-) -> T:
-    """Call `check` until it returns something truthy; fail with its last value after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def settle(app: RunningApp, *, events: int, timeout: float = 8.0) -> None:
@@ -205,24 +147,3 @@ async def attempts_of(sessions: Sessions, delivery_id: int) -> list[DeliveryAtte
 async def count(sessions: Sessions, table: Any) -> int:
     async with sessions() as session:
         return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
-
-
-# --- the CLI -------------------------------------------------------------------------------------
-
-
-def run_cli(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `hub-receiver ARGS` as its own process with exactly `env` (plus PATH)."""
-    return subprocess.run(
-        [sys.executable, "-m", "receiver", *args],
-        env={"PATH": os.environ.get("PATH", ""), "LOG_LEVEL": "WARNING", **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-async def run_cli_async(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """`run_cli` off the event loop, so servers in this loop keep answering meanwhile."""
-    return await asyncio.to_thread(run_cli, *args, env=env)

@@ -28,16 +28,16 @@ from tests.pipeline.support import (
     ACME_EMAIL,
     ACME_LIVE,
     WEBHOOK_TOKEN,
-    Sink,
     all_deliveries,
-    eventually,
     post,
     post_authenticated,
-    run_cli_async,
     settle,
     webhook,
 )
 from tests.support.app import running_app
+from tests.support.cli import hub_receiver_async as run_cli_async
+from tests.support.fakes import Sink
+from tests.support.waiting import eventually
 
 MakeSettings = Callable[..., Settings]
 

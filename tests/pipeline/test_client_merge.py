@@ -26,18 +26,16 @@ from tests.pipeline.support import (
     ACME,
     ACME_EMAIL,
     ACME_LIVE,
-    API_KEY,
-    PARTNER_ID,
     WEBHOOK_TOKEN,
-    Hub,
     all_deliveries,
     one_event,
     post_authenticated,
-    run_cli_async,
     settle,
     webhook,
 )
 from tests.support.app import RunningApp, running_app
+from tests.support.cli import hub_receiver_async as run_cli_async
+from tests.support.fakes import API_KEY, PARTNER_ID, Hub
 
 MakeSettings = Callable[..., Settings]
 

@@ -11,7 +11,6 @@ from receiver.settings import Settings
 from tests.pipeline.support import (
     ACME,
     ACME_DRAFT,
-    Hub,
     all_events,
     handed_over,
     history,
@@ -19,6 +18,7 @@ from tests.pipeline.support import (
     webhook,
 )
 from tests.support.app import run_worker_burst, running_app
+from tests.support.fakes import Hub
 
 MakeSettings = Callable[..., Settings]
 

@@ -19,12 +19,9 @@ from tests.pipeline.support import (
     ACME_PHONE,
     NORDWIND_CHANNEL,
     WEBHOOK_TOKEN,
-    Hub,
-    Sink,
     all_deliveries,
     channel_row,
     client_created,
-    eventually,
     history,
     one_event,
     post,
@@ -33,6 +30,8 @@ from tests.pipeline.support import (
     webhook,
 )
 from tests.support.app import RunningApp, running_app
+from tests.support.fakes import Hub, Sink
+from tests.support.waiting import eventually
 
 MakeSettings = Callable[..., Settings]
 

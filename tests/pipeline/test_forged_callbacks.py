@@ -18,13 +18,13 @@ from receiver.settings import Settings
 from tests.pipeline.support import (
     ACME,
     ACME_LIVE,
-    Sink,
     all_deliveries,
     all_events,
-    run_cli_async,
     settle,
 )
 from tests.support.app import RunningApp, running_app
+from tests.support.cli import hub_receiver_async as run_cli_async
+from tests.support.fakes import Sink
 
 MakeSettings = Callable[..., Settings]
 

@@ -15,7 +15,6 @@ from tests.pipeline.support import (
     ACME_LIVE,
     ACME_PHONE,
     WEBHOOK_TOKEN,
-    Sink,
     all_deliveries,
     history,
     post_authenticated,
@@ -23,6 +22,7 @@ from tests.pipeline.support import (
     webhook,
 )
 from tests.support.app import running_app
+from tests.support.fakes import Sink
 
 
 async def test_channel_live_is_notified_end_to_end_on_sqlite_with_the_in_process_runner(

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from receiver.settings import Settings
-from tests.pipeline.support import ACME, Hub, Sink, post, settle, webhook
+from tests.pipeline.support import (
+    ACME,
+    post,
+    settle,
+    webhook,
+)
 from tests.support.app import RunningApp, running_app
+from tests.support.fakes import Hub, Sink
 
 MakeSettings = Callable[..., Settings]
 

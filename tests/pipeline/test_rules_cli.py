@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.support import SHIPPED_RULES, run_cli
+from tests.pipeline.support import SHIPPED_RULES
+from tests.support.cli import hub_receiver as run_cli
+from tests.support.samples import SHIPPED_SAMPLES as SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[1] / "fixtures"
 OPS = "json://127.0.0.1:9/ops"
 
 

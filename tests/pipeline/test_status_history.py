@@ -15,18 +15,18 @@ from tests.pipeline.support import (
     ACME_DRAFT,
     ACME_EMAIL,
     ACME_LIVE,
-    Hub,
     all_events,
     channel_row,
     client_created,
     count,
     history,
     post,
-    run_cli_async,
     settle,
     webhook,
 )
 from tests.support.app import RunningApp, running_app
+from tests.support.cli import hub_receiver_async as run_cli_async
+from tests.support.fakes import Hub
 
 MakeSettings = Callable[..., Settings]
 
@@ -98,10 +98,11 @@ async def test_an_onboarding_records_each_status_step_and_channels_show_prints_i
     as_json = await run_cli_async("channels", "show", ACME_DRAFT, "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr
     shown_json = json.loads(as_json.stdout)
-    assert [(h["from"], h["to"]) for h in shown_json["history"]] == [
-        (None, "draft"),
-        ("draft", "sandbox"),
+    # The admin API's shape (one read model): `status_history`, newest first.
+    assert [(h["from"], h["to"]) for h in shown_json["status_history"]] == [
         ("sandbox", "live"),
+        ("draft", "sandbox"),
+        (None, "draft"),
     ]
     assert shown_json["contact_email"] == ACME_EMAIL
     assert shown_json["status"] == "live"

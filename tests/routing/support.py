@@ -6,12 +6,13 @@ import json
 import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from receiver.routing import RoutingSubject, RuleSet, load_rules_texts, subject_from_webhook
+from receiver.pipeline.subject import preview_subject
+from receiver.routing import RoutingSubject, RuleSet, load_rules_texts
+from tests.support.samples import SHIPPED_SAMPLES, sample_json
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = SHIPPED_SAMPLES  # the shipped webhooks, kept once (tests/support/samples.py)
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -23,14 +24,14 @@ def load(
 
 
 def sample(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / f"partner_webhook.{name}.json").read_text())
+    loaded: dict[str, Any] = sample_json(f"partner_webhook.{name}.json")
     return loaded
 
 
 def sample_subject(
     name: str, *, status_change: tuple[str | None, str] | None = None
 ) -> RoutingSubject:
-    return subject_from_webhook(sample(name), now=NOW, status_change=status_change)
+    return preview_subject(json.dumps(sample(name)), now=NOW, status_change=status_change)
 
 
 def subject(

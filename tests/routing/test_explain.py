@@ -16,11 +16,10 @@ from receiver.routing import (
     explanation_as_dict,
     format_explanation,
     load_rules,
-    load_webhook_subject,
     match_rules,
 )
 
-from .support import NOW, SAMPLES, load, sample_subject, subject
+from .support import load, sample_subject, subject
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,40 +89,3 @@ def test_a_broken_template_shows_as_an_error_in_the_report() -> None:
     assert "TEMPLATE ERROR (fallback used): UndefinedError: 'nope' is undefined" in (
         format_explanation(result)
     )
-
-
-def test_a_webhook_file_becomes_a_subject_with_fields_from_the_envelope() -> None:
-    s = load_webhook_subject(SAMPLES / "partner_webhook.account_violation.json", now=NOW)
-    assert s.event_type == "account_violation"
-    assert s.event["phone_number"] == "+4915112345678"
-    assert s.event["violation_type"] == "SCAM"
-    assert s.event["fb_account_status"] == "verified"
-    assert s.event["channel_id"] == "kJ2mQ8CH"
-    assert s.event["client_id"] == "Vb7xR2CL"
-    assert s.channel is not None and s.channel["id"] == "kJ2mQ8CH"
-    assert s.client is None
-
-
-def test_client_created_uses_data_as_the_client() -> None:
-    s = sample_subject("client_created")
-    assert s.channel is None
-    assert s.client is not None and s.client["name"] == "Jana Beispiel"
-    assert s.event["client_id"] == "Vb7xR2CL"
-
-
-def test_fields_are_found_at_the_top_level_too(tmp_path: Path) -> None:
-    path = tmp_path / "e.json"
-    path.write_text(
-        json.dumps({"event": "account_violation", "phone_number": "+1", "violation_type": "SPAM"})
-    )
-    s = load_webhook_subject(path, now=NOW)
-    assert (s.event["phone_number"], s.event["violation_type"]) == ("+1", "SPAM")
-    assert s.channel is None
-
-
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
-def test_a_bad_webhook_file_is_a_value_error(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "e.json"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=str(path)):
-        load_webhook_subject(path, now=NOW)

@@ -105,7 +105,7 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
                 throttle: 1 hour
             """,
             "routing_rules/default.yaml:5: rule 'r': throttle: '1 hour' is not a duration; "
-            "use a number and a unit: 30s, 10m, 1h, 1d (or 1h30m)",
+            "use a number and a unit: 90s, 10m, 1.5h, 1h30m, 2d",
         ),
         (
             """
@@ -115,8 +115,8 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
                 notify: [client]
                 throttle: 3600
             """,
-            "routing_rules/default.yaml:5: rule 'r': throttle: use a duration with a unit: "
-            "30s, 10m, 1h, 1d",
+            "routing_rules/default.yaml:5: rule 'r': throttle: use a number and a unit: "
+            "90s, 10m, 1.5h, 1h30m, 2d",
         ),
         (
             """

@@ -11,10 +11,12 @@ from starlette.applications import Starlette
 
 from receiver.app import create_app
 from receiver.http.loopback import serve_app
+from receiver.ingest.writer import EventWriter
 from receiver.jobs.inprocess import InProcessQueue
-from receiver.jobs.worker import build_worker
-from receiver.services import Services
+from receiver.services import Handover, Services
 from receiver.settings import Settings
+from receiver.worker import build_worker
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -28,11 +30,43 @@ class RunningApp:
         services: Services = self.app.state.services
         return services
 
+    @property
+    def relay(self) -> Handover:
+        relay = self.services.relay
+        assert relay is not None, "this app runs no relay"
+        return relay
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for in-process jobs to finish (no-op with the arq backend)."""
         queue = self.services.queue
         if isinstance(queue, InProcessQueue):
             await queue.drain(timeout)
+
+    async def flush_writer(self) -> None:
+        """Commit what the event writer holds and store its refusal samples now."""
+        writer: EventWriter = self.app.state.writer
+        await writer.flush()
+
+    async def run_to_idle(self, *, sweeps: int = 10) -> None:
+        """Do now what the relay's timer would do next: sweep and drain until nothing is due.
+
+        Stands in for "sleep past a sweep or two": once it returns, the start-up sweep has run,
+        a sweep found no due event or delivery, and the in-process runner has nothing left
+        running, so whatever the app would do with its work (bar retries due later) is done.
+        """
+        relay = self.relay
+
+        async def first_sweep_done() -> bool:
+            return relay.last_sweep_at is not None
+
+        await eventually(first_sweep_done, what="the relay's start-up sweep")
+        await self.drain()
+        for _ in range(sweeps):
+            found = await relay.sweep()
+            await self.drain()
+            if not found:
+                return
+        raise AssertionError(f"work still due after {sweeps} sweeps")
 
 
 @contextlib.asynccontextmanager

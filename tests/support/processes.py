@@ -6,10 +6,10 @@ as `python -m receiver <command>` with an explicit environment (nothing leaks in
 developer's shell), its output appended to a log file, and (for `serve`) waited for until
 `/healthz` answers.
 
-Knobs for tests only (read by `python -m tests.support.processes`, the launcher used when a
-test asks for them, never by the app): `FAULT_EVENT_LEASE`, `FAULT_SEND_LEASE` and
-`FAULT_PROCESS_TIMEOUT` (seconds) shorten the app's hard-coded claim leases and the arq
-job timeout, so that crash recovery, which the production values make take minutes, fits in
+Knob for tests only (read by `python -m tests.support.processes`, the launcher used when a
+test asks for it, never by the app): `FAULT_PROCESS_TIMEOUT` (seconds) shortens the app's
+hard-coded arq job timeout; the claim leases are settings (`EVENT_LEASE`, `SEND_LEASE`).
+Shortened, crash recovery, which the production values make take minutes, fits in
 a CI run. `docs/reliability.md` says which tests use them and what the real values cost.
 """
 
@@ -36,7 +36,7 @@ STOP_TIMEOUT = 30.0
 LAUNCHER = "tests.support.processes"
 # PYTHONASYNCIODEBUG: any non-empty value (even "0") turns asyncio's slow debug mode on.
 NOT_INHERITED = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")
-TEST_KNOBS = ("FAULT_EVENT_LEASE", "FAULT_SEND_LEASE", "FAULT_PROCESS_TIMEOUT")
+TEST_KNOBS = ("FAULT_PROCESS_TIMEOUT",)
 
 
 def process_env(values: Mapping[str, Any]) -> dict[str, str]:
@@ -234,18 +234,10 @@ async def supervise(process: ServiceProcess, stop: asyncio.Event, interval: floa
 
 
 def _launch(argv: list[str]) -> int:
-    """Apply the test knobs to the app's constants, then run the CLI (test use only)."""
-    from datetime import timedelta
-
-    import receiver.jobs.process as process_module
-    import receiver.jobs.worker as worker_module
-    import receiver.pipeline.deliver as deliver_module
+    """Apply the test knob to the app's constant, then run the CLI (test use only)."""
+    import receiver.worker as worker_module
     from receiver.cli import main
 
-    if "FAULT_EVENT_LEASE" in os.environ:
-        process_module.LEASE = timedelta(seconds=float(os.environ["FAULT_EVENT_LEASE"]))
-    if "FAULT_SEND_LEASE" in os.environ:
-        deliver_module.SEND_LEASE = timedelta(seconds=float(os.environ["FAULT_SEND_LEASE"]))
     if "FAULT_PROCESS_TIMEOUT" in os.environ:
         worker_module.PROCESS_TIMEOUT = float(os.environ["FAULT_PROCESS_TIMEOUT"])
     return main(argv)

@@ -1,0 +1,185 @@
+"""What rules see of one event: built here, once, for every caller.
+
+The pipeline, re-enrichment, replay and `hub-receiver rules test` all build the routing
+subject with `routing_subject`, from an event row as the webhook endpoint stores it (the
+production parser's fields, `receiver.ingest.payload.parse_event`) and the webhook's raw
+body, which each run parses once (`webhook_body`) and hands to everything that needs it.
+`rules test` builds an unsaved row from the file (`webhook_event`) and takes the snapshots
+processing would store from the payload alone (`payload_snapshots`), so it cannot see other
+fields than production does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from receiver.db.tables import Event
+from receiver.ingest.payload import parse_event
+from receiver.partner.facts import channel_facts, client_facts
+from receiver.pipeline.snapshots import ID_SIZE, storable
+from receiver.routing.subject import RoutingSubject
+from receiver.status import derive_status
+from receiver.vocabulary import CLIENT_EVENTS, EventState
+
+Body = Mapping[str, Any]
+
+
+def webhook_body(event: Event) -> Body | None:
+    """The event's webhook body as a JSON object; None for a callback, a purged or odd body."""
+    if event.source != "webhook" or not event.raw_body:
+        return None
+    try:
+        body = orjson.loads(event.raw_body)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def payload_data(body: Body | None) -> dict[str, Any] | None:
+    """The body's `data` object, the only part that describes a channel (or client)."""
+    # At the top level, `id` is the delivery's own id, not a channel's.
+    data = body.get("data") if body is not None else None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class PayloadSnapshots:
+    """What the payload alone says about the client and the channel (Partner API shapes)."""
+
+    client: dict[str, Any] | None
+    channel: dict[str, Any] | None
+
+
+def payload_snapshots(event: Event, body: Body | None) -> PayloadSnapshots:
+    """The client and channel objects processing stores from the payload when the API is silent.
+
+    A client object is taken only from an authenticated-or-signed webhook's payload (an
+    unauthenticated one must not plant a contact address); a channel object from any
+    webhook that is not about a client.
+    """
+    data = payload_data(body)
+    if data is None:
+        return PayloadSnapshots(client=None, channel=None)
+    client: dict[str, Any] | None = None
+    if event.verification != "none":
+        embedded = data if event.event_type in CLIENT_EVENTS else data.get("client")
+        client = embedded if isinstance(embedded, dict) else None
+    channel = data if event.event_type not in CLIENT_EVENTS else None
+    return PayloadSnapshots(client=client, channel=channel)
+
+
+def event_fields(event: Event, *, body: Body | None, claim: str | None = None) -> dict[str, Any]:
+    """The event as rules see it (`event.fields`): parsed fields flat, plus the raw `data`."""
+    fields: dict[str, Any] = dict(event.parsed)
+    fields["type"] = event.event_type
+    fields["source"] = event.source
+    data: Any = None
+    if body is not None:
+        data = body.get("data")
+        fields.setdefault("id", body.get("id"))
+    claim = claim if claim is not None else event.claim
+    if claim is not None:
+        fields["claim"] = claim
+    fields["data"] = data
+    return fields
+
+
+def routing_subject(
+    event: Event,
+    *,
+    body: Body | None,
+    channel: Mapping[str, Any] | None,
+    client: Mapping[str, Any] | None,
+    status_change: tuple[str | None, str] | None,
+    claim: str | None,
+    now: datetime,
+) -> RoutingSubject:
+    """The one webhook-to-subject function (see the module docstring)."""
+    return RoutingSubject(
+        event_type=event.event_type,
+        event=event_fields(event, body=body, claim=claim),
+        channel=channel,
+        client=client,
+        status_change=status_change,
+        now=now,
+    )
+
+
+def webhook_event(document: Mapping[str, Any], *, raw_body: str, verification: str) -> Event:
+    """An unsaved event row for a webhook body, with the fields the webhook endpoint stores."""
+    parsed = parse_event(document)
+    return Event(
+        source="webhook",
+        event_type=parsed.event_type[:100],
+        known=parsed.known,
+        external_id=parsed.delivery_id,
+        channel_id=_clamp(parsed.channel_id),
+        client_id=_clamp(parsed.client_id),
+        phone_number=_clamp(parsed.phone_number),
+        raw_body=raw_body,
+        headers={},
+        verification=verification,
+        parsed=parsed.model_dump(exclude_none=True),
+        state=EventState.RECEIVED,
+        attempts=0,
+        enrichment="pending",
+    )
+
+
+def _clamp(value: str | None) -> str | None:
+    return value[:ID_SIZE] if value is not None else None
+
+
+def preview_subject(
+    text: str, *, now: datetime, status_change: tuple[str | None, str] | None = None
+) -> RoutingSubject:
+    """The subject of a webhook body as processing builds it from the payload alone.
+
+    For `rules test`: the body is taken as an authenticated webhook, stored as the endpoint
+    stores it, its client and channel as processing would store them on an empty database
+    without the Partner API. Raise ValueError when the text is not a JSON object.
+    """
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError("expected a JSON object")  # noqa: TRY004 - one error type for bad files
+    event = webhook_event(document, raw_body=text, verification="signature")
+    body = webhook_body(event)
+    found = payload_snapshots(event, body)
+    channel = storable(found.channel) if found.channel is not None else None
+    channel_id = channel_facts(channel).id if channel is not None else None
+    if channel_id is None or len(channel_id) > ID_SIZE:
+        channel = None
+    owner = channel_facts(channel).client_id if channel is not None else None
+    owner = owner or event.client_id
+    client = storable(found.client) if found.client is not None else None
+    if client is not None and (owner is None or client_facts(client).id != owner):
+        client = None  # processing looks the owner up, and would not find this one
+    return routing_subject(
+        event,
+        body=body,
+        channel=channel,
+        client=client,
+        status_change=status_change,
+        claim=None,
+        now=now,
+    )
+
+
+def preview_status_why(subject: RoutingSubject) -> str | None:
+    """Why the channel has the status `subject`'s change goes to, as processing words it.
+
+    Processing records the derived status's reason with the change; a simulated change
+    (`rules test --status`) gets it only when the payload implies that status.
+    """
+    if subject.status_change is None or subject.channel is None:
+        return None
+    derived = derive_status(channel_facts(subject.channel))
+    return derived.why if derived.status == subject.status_change[1] else None

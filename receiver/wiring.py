@@ -1,0 +1,113 @@
+"""Wire a process: build its services for its role (web, worker, CLI), and close them.
+
+The one place that knows every layer: the queue backend (arq or in-process) with the job
+functions, the relay, the Partner API client, the rules, the retention loop. `create_app`,
+the arq worker and the CLI call `open_runtime`; nothing below this layer imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from receiver.jobs.arq_queue import ArqQueue
+from receiver.jobs.inprocess import InProcessQueue
+from receiver.jobs.registry import JOB_FUNCTIONS
+from receiver.jobs.relay import Relay
+from receiver.metrics import Metrics
+from receiver.notify import apprise as delivery
+from receiver.ops.retention import run_retention
+from receiver.routing.rules_state import RulesHolder, load
+from receiver.services import Role, Services, base_services, partner_client, utc_now
+from receiver.settings import Settings
+
+log = logging.getLogger("receiver.runtime")
+
+
+def load_rules_holder(settings: Settings) -> RulesHolder:
+    """Load the routing rules (raises RulesError naming file, line, rule and key)."""
+    return RulesHolder(settings, load(settings, now=utc_now()))
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, role: Role, metrics: Metrics | None = None
+) -> AsyncIterator[Services]:
+    """Build the services for `role`; on exit hand back in-flight work and close everything."""
+    rules = load_rules_holder(
+        settings
+    )  # a bad rules file stops start-up here, before anything opens
+    runs_jobs = role == "worker" or (role == "web" and not settings.redis_url)
+    if runs_jobs:
+        # A delivery job waits on its send: let every job slot have a sending thread.
+        delivery.configure_concurrency(settings.worker_max_jobs)
+    services = base_services(settings, metrics=metrics, runs_jobs=runs_jobs)
+    services.rules_holder = rules
+    services.partner = partner_client(settings, services.metrics)
+    ctx = {"services": services}
+    if settings.redis_url:
+        services.queue = ArqQueue(settings.redis_url)
+    elif role == "web":
+        # On SQLite every job competes with the webhook writer for the one write lock:
+        # two at a time keep the acknowledgement path fast (bench/RESULTS.md).
+        concurrency = (
+            min(settings.worker_max_jobs, 2) if settings.is_sqlite else settings.worker_max_jobs
+        )
+        services.queue = InProcessQueue(JOB_FUNCTIONS, ctx=ctx, concurrency=concurrency)
+    if services.queue is not None and role in ("web", "worker"):
+        relay = Relay(
+            engine=services.engine,
+            queue=services.queue,
+            clock=services.clock,
+            sweep_interval=settings.sweep_interval,
+            requeue_after=settings.requeue_after,
+        )
+        relay.start()
+        services.relay = relay
+    retention = (
+        asyncio.create_task(_retention_loop(services), name="retention")
+        if settings.retention_days and role in ("web", "worker")
+        else None
+    )
+    log.info(
+        "runtime open",
+        extra={"role": role, "queue": services.queue.name if services.queue else None},
+    )
+    try:
+        yield services
+    finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+        if services.relay is not None:
+            await services.relay.stop()
+        if services.queue is not None:
+            await services.queue.close()
+        if services.partner is not None:
+            await services.partner.aclose()
+        await services.engine.dispose()
+
+
+RETENTION_EVERY = 3600.0
+
+
+async def _retention_loop(services: Services) -> None:
+    """Purge old raw bodies hourly (RETENTION_DAYS); idempotent, safe in every process."""
+    days = services.settings.retention_days
+    assert days is not None
+    while True:
+        try:
+            result = await run_retention(services, older_than_days=days)
+            log.info(
+                "retention pass",
+                extra={
+                    "raw_bodies_purged": result.raw_bodies_purged,
+                    "rejected_deleted": result.rejected_deleted,
+                },
+            )
+        except Exception:  # retention must never take the process down
+            log.exception("retention pass failed; trying again in an hour")
+        await asyncio.sleep(RETENTION_EVERY)
