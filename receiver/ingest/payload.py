@@ -38,6 +38,9 @@ class ParsedEvent(BaseModel):
     violation_type: str | None = None
     created_at: str | None = None
     billing_started_at: str | None = None
+    # The template status event's fields (its envelope is undocumented: top level or `data`).
+    template_name: str | None = None
+    template_status: str | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -98,6 +101,8 @@ def parse_event(body: Mapping[str, Any]) -> ParsedEvent:
         violation_type=_first("violation_type", body, data, waba),
         created_at=_first("created_at", body, data),
         billing_started_at=_first("billing_started_at", body, data),
+        template_name=_first("template_name", body, data),
+        template_status=_first("template_status", body, data),
     )
 
 

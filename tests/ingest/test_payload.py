@@ -250,3 +250,14 @@ def test_different_content_makes_a_different_key() -> None:
 def test_every_key_fits_the_column() -> None:
     assert len(key_of({"id": "x" * 1000, "event": "y" * 1000})) <= 200
     assert len(key_of({"event": "y" * 1000})) <= 200
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top level", "under data"])
+def test_it_reads_the_template_fields_of_a_template_status_event(nested: bool) -> None:
+    template = {"template_name": "order_update", "template_status": "APPROVED"}
+    body: dict[str, Any] = {"event": "waba_template_status_changed", "data": {"id": CHANNEL}}
+    (body["data"] if nested else body).update(template)
+
+    parsed = parse_event(body)
+
+    assert (parsed.template_name, parsed.template_status) == ("order_update", "APPROVED")

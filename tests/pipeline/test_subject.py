@@ -42,14 +42,14 @@ def test_fields_are_found_at_the_top_level_too() -> None:
     assert s.channel is None
 
 
-def test_a_template_event_has_the_fields_the_parser_reads_and_no_others() -> None:
-    # The parser reads no template fields; `rules test` once showed `template_name` here
-    # while production did not (issue 11).
+def test_a_template_event_has_the_template_fields_the_parser_reads() -> None:
+    # `rules test` once showed `template_name` here while production did not (issue 11):
+    # both now take it from the parser, wherever the body puts it.
     text = json.dumps(
         {"event": "waba_template_status_changed", "template_name": "welcome", "data": {}}
     )
     s = preview_subject(text, now=NOW)
-    assert "template_name" not in s.event
+    assert s.event["template_name"] == "welcome"
     assert s.event["source"] == "webhook"
 
 
