@@ -15,6 +15,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # Both are signed 64-bit: a larger id names no row, and the drivers refuse to send it
 # (asyncpg raises OverflowError), so callers check against this first.
 MAX_ID = 2**63 - 1
+ID_SIZE = 64  # the String(64) id columns: channel, client, phone number
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 

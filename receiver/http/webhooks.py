@@ -21,18 +21,17 @@ from starlette.responses import JSONResponse, Response
 from receiver.http.body import BodyTimeoutError, BodyTooLargeError, read_limited_body
 from receiver.http.errors import json_error
 from receiver.ingest.payload import parse_event, webhook_dedup_key
+from receiver.ingest.rows import webhook_row
 from receiver.ingest.signature import authenticate
 from receiver.ingest.writer import StoreUnavailableError
 from receiver.metrics import event_label
 from receiver.services import Services
-from receiver.vocabulary import EventState
 
 log = logging.getLogger("receiver.webhook")
 
 SIGNATURE_HEADER = "x-360dialog-signature"
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-forwarded-for", "x-request-id")
 ENDPOINT = "webhooks/partner"
-ID_COLUMN_SIZE = 64
 # 360dialog sends plain JSON; a compressed body would only fail later as "not UTF-8".
 ACCEPTED_ENCODINGS = ("", "identity")
 
@@ -44,10 +43,6 @@ def is_json_content_type(value: str | None) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
-
-
-def clamp(value: str | None, size: int = ID_COLUMN_SIZE) -> str | None:
-    return value[:size] if value is not None else None
 
 
 def new_correlation_id() -> str:
@@ -186,26 +181,14 @@ async def _handle(request: Request, services: Services) -> Response:
         if name in request.headers and name != secret_header
     }
     headers["signature_present"] = SIGNATURE_HEADER in request.headers
-    row: dict[str, Any] = {
-        "dedup_key": webhook_dedup_key(document, parsed, body),
-        "external_id": parsed.delivery_id,  # at most MAX_FIELD (200), the column's size
-        "correlation_id": correlation_id,
-        "source": "webhook",
-        "event_type": parsed.event_type[:100],
-        "known": parsed.known,
-        # Clamped to the columns: an absurd id must not stop the event from being stored.
-        "channel_id": clamp(parsed.channel_id),
-        "client_id": clamp(parsed.client_id),
-        "phone_number": clamp(parsed.phone_number),
-        "received_at": services.clock(),
-        "raw_body": text,
-        "headers": headers,
-        "verification": auth.verification.value,
-        "parsed": parsed.model_dump(exclude_none=True),
-        "state": EventState.RECEIVED.value,
-        "attempts": 0,
-        "enrichment": "pending",
-    }
+    row = webhook_row(
+        parsed,
+        text=text,
+        verification=auth.verification.value,
+        headers=headers,
+        received_at=services.clock(),
+    )
+    row.update(dedup_key=webhook_dedup_key(document, parsed, body), correlation_id=correlation_id)
     try:
         result = await request.app.state.writer.write(row)
     except StoreUnavailableError:

@@ -17,11 +17,11 @@ from typing import Any
 from receiver.db.engine import Session
 from receiver.db.store import channels as store
 from receiver.db.tables import Channel, Client
+from receiver.db.types import ID_SIZE
 from receiver.partner.facts import channel_facts, client_facts
 from receiver.status import derive_status, is_newer, status_changed
 
 MAX_CAS_ROUNDS = 5
-ID_SIZE = 64  # the id columns
 
 
 def storable(value: Any) -> Any:

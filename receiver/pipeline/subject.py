@@ -19,12 +19,14 @@ from typing import Any
 import orjson
 
 from receiver.db.tables import Event
+from receiver.db.types import ID_SIZE
 from receiver.ingest.payload import parse_event
+from receiver.ingest.rows import webhook_row
 from receiver.partner.facts import channel_facts, client_facts
-from receiver.pipeline.snapshots import ID_SIZE, storable
+from receiver.pipeline.snapshots import storable
 from receiver.routing.subject import RoutingSubject
 from receiver.status import derive_status
-from receiver.vocabulary import CLIENT_EVENTS, EventState
+from receiver.vocabulary import CLIENT_EVENTS
 
 Body = Mapping[str, Any]
 
@@ -112,27 +114,9 @@ def routing_subject(
 
 def webhook_event(document: Mapping[str, Any], *, raw_body: str, verification: str) -> Event:
     """An unsaved event row for a webhook body, with the fields the webhook endpoint stores."""
-    parsed = parse_event(document)
     return Event(
-        source="webhook",
-        event_type=parsed.event_type[:100],
-        known=parsed.known,
-        external_id=parsed.delivery_id,
-        channel_id=_clamp(parsed.channel_id),
-        client_id=_clamp(parsed.client_id),
-        phone_number=_clamp(parsed.phone_number),
-        raw_body=raw_body,
-        headers={},
-        verification=verification,
-        parsed=parsed.model_dump(exclude_none=True),
-        state=EventState.RECEIVED,
-        attempts=0,
-        enrichment="pending",
+        **webhook_row(parse_event(document), text=raw_body, verification=verification, headers={})
     )
-
-
-def _clamp(value: str | None) -> str | None:
-    return value[:ID_SIZE] if value is not None else None
 
 
 def preview_subject(
