@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # (DELIVERY_TIMEOUT); fault tests shorten both to see recovery within a CI run.
     event_lease: Annotated[float, NoDecode] = Field(120.0, gt=0)
     send_lease: Annotated[float, NoDecode] = Field(90.0, gt=0)
+    # The arq worker's limit for one processing run (enrichment included); the event lease
+    # covers a run that dies, this one a run that hangs.
+    process_timeout: Annotated[float, NoDecode] = Field(90.0, gt=0)
     worker_max_jobs: int = Field(50, ge=1)
     worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     retention_days: int | None = Field(None, ge=1)
@@ -168,6 +171,7 @@ class Settings(BaseSettings):
         "delivery_timeout",
         "event_lease",
         "send_lease",
+        "process_timeout",
         mode="before",
     )
     @classmethod

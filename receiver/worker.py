@@ -33,7 +33,6 @@ from receiver.wiring import open_runtime
 log = logging.getLogger("receiver.worker")
 
 MAX_TRIES = 50
-PROCESS_TIMEOUT = 90.0
 # Seconds a stopping worker gives its running jobs before handing them back. Below the 10 s
 # Docker (and most PaaS, 30 s) wait between SIGTERM and SIGKILL, so the hand-back happens
 # before the kill; almost every job takes milliseconds, only a send to a slow target more.
@@ -65,7 +64,7 @@ def build_worker(
         )
     timeouts = {"deliver": settings.delivery_timeout + 15.0}
     functions = [
-        _as_arq(name, function, timeout=timeouts.get(name, PROCESS_TIMEOUT))
+        _as_arq(name, function, timeout=timeouts.get(name, settings.process_timeout))
         for name, function in JOB_FUNCTIONS.items()
     ]
     runtimes: list[Any] = []

@@ -42,7 +42,7 @@ SHORT_LEASES = {
     "DELIVERY_TIMEOUT": "3s",
     "EVENT_LEASE": "10s",
     "SEND_LEASE": "10s",
-    "FAULT_PROCESS_TIMEOUT": "10",
+    "PROCESS_TIMEOUT": "10s",
 }
 
 

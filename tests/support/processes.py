@@ -6,11 +6,10 @@ as `python -m receiver <command>` with an explicit environment (nothing leaks in
 developer's shell), its output appended to a log file, and (for `serve`) waited for until
 `/healthz` answers.
 
-Knob for tests only (read by `python -m tests.support.processes`, the launcher used when a
-test asks for it, never by the app): `FAULT_PROCESS_TIMEOUT` (seconds) shortens the app's
-hard-coded arq job timeout; the claim leases are settings (`EVENT_LEASE`, `SEND_LEASE`).
-Shortened, crash recovery, which the production values make take minutes, fits in
-a CI run. `docs/reliability.md` says which tests use them and what the real values cost.
+Fault tests shorten the claim leases and the job timeout through ordinary settings
+(`EVENT_LEASE`, `SEND_LEASE`, `PROCESS_TIMEOUT`), so crash recovery, which the production
+values make take minutes, fits in a CI run. `docs/reliability.md` says which tests use them
+and what the real values cost.
 """
 
 from __future__ import annotations
@@ -33,10 +32,8 @@ from receiver.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-LAUNCHER = "tests.support.processes"
 # PYTHONASYNCIODEBUG: any non-empty value (even "0") turns asyncio's slow debug mode on.
 NOT_INHERITED = ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")
-TEST_KNOBS = ("FAULT_PROCESS_TIMEOUT",)
 
 
 def process_env(values: Mapping[str, Any]) -> dict[str, str]:
@@ -49,7 +46,7 @@ def process_env(values: Mapping[str, Any]) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if name.upper() not in app_names and name not in (*TEST_KNOBS, *NOT_INHERITED)
+        if name.upper() not in app_names and name not in NOT_INHERITED
     }
     env.update(PYTHONUNBUFFERED="1", LOG_FORMAT="json", LOG_LEVEL="INFO")
     env.update({name: str(value) for name, value in values.items() if value is not None})
@@ -112,8 +109,6 @@ class ServiceProcess:
         return self._process is not None and self._process.poll() is None
 
     def _argv(self) -> list[str]:
-        if any(knob in self.env for knob in TEST_KNOBS):
-            return [sys.executable, "-m", LAUNCHER, self.command]
         return [sys.executable, "-m", "receiver", self.command]
 
     async def start(self, *, wait: bool = True) -> None:
@@ -231,17 +226,3 @@ async def supervise(process: ServiceProcess, stop: asyncio.Event, interval: floa
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
     return restarts
-
-
-def _launch(argv: list[str]) -> int:
-    """Apply the test knob to the app's constant, then run the CLI (test use only)."""
-    import receiver.worker as worker_module
-    from receiver.cli import main
-
-    if "FAULT_PROCESS_TIMEOUT" in os.environ:
-        worker_module.PROCESS_TIMEOUT = float(os.environ["FAULT_PROCESS_TIMEOUT"])
-    return main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(_launch(sys.argv[1:]))
