@@ -204,6 +204,18 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
         from receiver.cli.terminal import clean_lines
 
         print(clean_lines(format_explanation(explanation, verbose=not args.brief)))
+    if change is None and subject.channel is not None:
+        from receiver.partner.facts import channel_facts
+        from receiver.status import derive_status
+
+        derived = derive_status(channel_facts(subject.channel))
+        print(
+            f"note: no status change simulated. This body's channel reads as "
+            f"'{derived.status}' ({derived.why}); production compares that with the stored "
+            f"status: `--status {derived.status}` shows a first sighting, "
+            f"`--status OLD:{derived.status}` a change.",
+            file=sys.stderr,
+        )
     unconfigured = [name for name, target in loaded.rules.targets.items() if not target.configured]
     if unconfigured:
         from receiver.dev.run import unconfigured_targets_note

@@ -61,6 +61,21 @@ def test_rules_test_can_simulate_a_status_change() -> None:
     ]
 
 
+def test_rules_test_without_a_status_says_what_the_body_reads_as_and_how_to_simulate_it() -> None:
+    # Production saw channel_live as a first sighting (new -> live) and told the client; a
+    # newcomer running `rules test` on the same file must learn why it shows no client rule.
+    sample = str(SAMPLES / "partner_webhook.channel_live.json")
+    plain = run_cli("rules", "test", sample, "--json", env=shipped_env())
+    first_seen = run_cli("rules", "test", sample, "--status", "live", "--json", env=shipped_env())
+
+    assert plain.returncode == 0, plain.stderr
+    assert "reads as 'live'" in plain.stderr
+    assert "`--status live` shows a first sighting" in plain.stderr
+    assert "client hears their number is live" not in json.loads(plain.stdout)["fired"]
+    assert "client hears their number is live" in json.loads(first_seen.stdout)["fired"]
+    assert "note: no status change simulated" not in first_seen.stderr
+
+
 def test_rules_test_shows_a_broken_template_and_the_fallback(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(
         f'targets:\n  ops: "{OPS}"\n'
