@@ -121,3 +121,13 @@ class Metrics:
             "Jobs waiting in the queue (arq backend; -1 when Redis is unreachable)",
             registry=r,
         )
+        self.balance_round_seconds = Gauge(
+            "hub_receiver_balance_round_seconds",
+            "How long the last finished balance round took (1 request per 10 s; NaN: none yet)",
+            registry=r,
+        )
+        self.balance_round_clients = Gauge(
+            "hub_receiver_balance_round_clients",
+            "Balances read in the last finished balance round",
+            registry=r,
+        )

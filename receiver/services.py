@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from receiver.db.engine import Engine, Sessions, create_engine, create_sessionmaker
 from receiver.metrics import Metrics
-from receiver.partner.client import PartnerClient
+from receiver.partner.client import PartnerClient, RateGate
 from receiver.queue import JobQueue
 from receiver.routing.rules_state import RulesHolder
 from receiver.settings import Settings
@@ -79,8 +79,13 @@ def base_services(
     )
 
 
-def partner_client(settings: Settings, metrics: Metrics) -> PartnerClient | None:
-    """The Partner API client, or None when no partner id / credentials are configured."""
+def partner_client(
+    settings: Settings, metrics: Metrics, *, rate: RateGate | None = None
+) -> PartnerClient | None:
+    """The Partner API client, or None when no partner id / credentials are configured.
+
+    `rate` is the shared limit every request waits for (PARTNER_API_RATE, built in wiring).
+    """
     if not settings.partner_api_configured or settings.d360_partner_id is None:
         return None
 
@@ -95,4 +100,5 @@ def partner_client(settings: Settings, metrics: Metrics) -> PartnerClient | None
         password=settings.d360_password.get_secret_value() if settings.d360_password else None,
         timeout=settings.d360_timeout,
         on_request=observe,
+        rate=rate,
     )

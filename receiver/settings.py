@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,8 @@ from receiver.durations import parse_duration
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hub-receiver.db"
 DEFAULT_API_BASE = "https://hub.360dialog.io/api/v2"
 
+HEALTH_MIN_INTERVAL = 300.0  # seconds; also the per-number floor between health requests
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCHEME_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}$")
 
 
@@ -48,6 +51,20 @@ def normalise_database_url(url: str) -> str:
         "expected a PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg://) "
         "or a SQLite URL (sqlite:///path.db)"
     )
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$", re.IGNORECASE)
+_RATE_PER = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str) -> float | None:
+    """Seconds between requests for a rate like `5/s`, `30/m`, `100/h`; None for `off`."""
+    if text.strip().lower() == "off":
+        return None
+    match = _RATE.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a rate; use N/s, N/m or N/h (e.g. 5/s), or off")
+    return _RATE_PER[match.group(2).lower()] / float(match.group(1))
 
 
 def _split_list(value: Any) -> Any:
@@ -120,6 +137,47 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     retention_days: int | None = Field(None, ge=1)
 
+    # Watchers (receiver/watch/). PARTNER_API_RATE is held as seconds between requests
+    # ("5/s" -> 0.2; None = "off"), shared by every process through the database.
+    partner_api_rate: Annotated[float | None, NoDecode] = 0.2
+    reconcile_interval: Annotated[float | None, NoDecode] = 900.0  # None = "off"
+    # Client balance (receiver/watch/balance.py): 360dialog allows 1 request per 10 s, so
+    # the interval is an aim for one round over all clients, not a promise.
+    balance_interval: Annotated[float | None, NoDecode] = Field(3600.0, gt=0)  # None = "off"
+    balance_low: Decimal = Decimal(10)  # in the client's currency
+    balance_clients: str = "auto"  # auto | all | ID,ID,...
+
+    # Number health (receiver/watch/health.py). 360dialog caches a number's health for 5
+    # minutes and asks partners not to call more often, so 5m is the floor as well as the default.
+    keys_secret: SecretStr | None = None  # Fernet key that encrypts the numbers' API keys
+    health_interval: Annotated[float, NoDecode] = 300.0
+    d360_waba_base: str = "https://waba.360dialog.io"
+    d360_waba_v2_base: str = "https://waba-v2.360dialog.io"
+
+    @field_validator("partner_api_rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return parse_rate(value) if isinstance(value, str) else value
+
+    @field_validator("balance_clients")
+    @classmethod
+    def _balance_clients(cls, value: str) -> str:
+        word = value.strip().lower()
+        if word in {"auto", "all", ""}:
+            return word or "auto"
+        ids = _split_list(value)
+        for client_id in ids:
+            if not _CLIENT_ID.match(client_id):
+                raise ValueError(f"expected auto, all or client ids, got {client_id!r}")
+        return ",".join(ids)
+
+    @field_validator("reconcile_interval", "balance_interval", mode="before")
+    @classmethod
+    def _optional_interval(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return None if value.strip().lower() == "off" else parse_duration(value)
+        return value
+
     @field_validator("d360_webhook_secret", "webhook_shared_secret", mode="before")
     @classmethod
     def _secret_list(cls, value: Any) -> Any:
@@ -157,7 +215,18 @@ class Settings(BaseSettings):
             raise ValueError("must not name recipients in its path (the client is the recipient)")
         return SecretStr(raw)
 
-    @field_validator("d360_api_base", "partner_hub_url")
+    @field_validator("health_interval", mode="before")
+    @classmethod
+    def _health_interval(cls, value: Any) -> Any:
+        seconds = parse_duration(value) if isinstance(value, str) else value
+        if isinstance(seconds, int | float) and seconds < HEALTH_MIN_INTERVAL:
+            raise ValueError(
+                "must be at least 5m: 360dialog refreshes a number's health every 5 minutes "
+                "and asks partners not to ask more often"
+            )
+        return seconds
+
+    @field_validator("d360_api_base", "partner_hub_url", "d360_waba_base", "d360_waba_v2_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

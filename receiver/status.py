@@ -74,6 +74,7 @@ class ChannelStatus(StrEnum):
     UNREGISTERED = "unregistered"
     ERROR = "error"
     UNKNOWN = "unknown"
+    DELETED = "deleted"  # no longer listed by the Partner API (found by reconciliation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,8 @@ _V1_STATUSES: dict[str, tuple[ChannelStatus, str]] = {
 
 def derive_status(facts: ChannelFacts) -> DerivedStatus:
     """Decide a channel's status from its facts, with a one-sentence reason."""
+    if not facts.listed:
+        return _derived(ChannelStatus.DELETED, "no longer listed by the Partner API")
     if facts.waba_status in _WABA_STATES:
         status, meaning = _WABA_STATES[facts.waba_status]
         return _derived(status, f"waba_account.status is {facts.waba_status!r}: {meaning}")

@@ -32,6 +32,21 @@ CLIENT_EVENTS: frozenset[str] = frozenset({"client_created"})
 PERMISSION_EVENTS: frozenset[str] = frozenset({"permission_granted", "permission_revoked"})
 UNKNOWN_EVENT = "unknown"
 
+# Events hub-receiver records itself from what its watchers find (receiver/watch/), stored
+# with `source` = the watcher (reconcile | health | balance) and verification "partner_api".
+WATCH_EVENTS: frozenset[str] = frozenset(
+    {
+        "channel_reconciled",
+        "client_reconciled",
+        "number_health_changed",
+        "balance_low",
+        "balance_recovered",
+    }
+)
+WATCH_CLIENT_EVENTS: frozenset[str] = frozenset(
+    {"client_reconciled", "balance_low", "balance_recovered"}
+)
+
 # The built-in target: the email of the client that owns the event's channel.
 CLIENT_TARGET = "client"
 

@@ -22,8 +22,32 @@ from receiver.ops.retention import run_retention
 from receiver.routing.rules_state import RulesHolder, load
 from receiver.services import Role, Services, base_services, partner_client, utc_now
 from receiver.settings import Settings
+from receiver.watch.balance import BalanceWatcher
+from receiver.watch.health import HealthWatcher
+from receiver.watch.keys import check_keys_readable
+from receiver.watch.limiter import SharedLimiter
+from receiver.watch.reconcile import Reconciler
+from receiver.watch.scheduler import Scheduler, Watcher
 
 log = logging.getLogger("receiver.runtime")
+
+
+PARTNER_API_LIMIT = "partner_api"  # the rate_slots row every Partner API request waits on
+
+
+def watchers() -> list[Watcher]:
+    """Every watcher the scheduler runs (each decides from settings whether it is on)."""
+    return [Reconciler(), HealthWatcher(), BalanceWatcher()]
+
+
+def partner_rate(services: Services) -> SharedLimiter | None:
+    """The PARTNER_API_RATE limit, shared through the database by every process."""
+    interval = services.settings.partner_api_rate
+    if interval is None:
+        return None
+    return SharedLimiter(
+        services.sessions, name=PARTNER_API_LIMIT, interval=interval, clock=services.clock
+    )
 
 
 def load_rules_holder(settings: Settings) -> RulesHolder:
@@ -45,7 +69,13 @@ async def open_runtime(
         delivery.configure_concurrency(settings.worker_max_jobs)
     services = base_services(settings, metrics=metrics, runs_jobs=runs_jobs)
     services.rules_holder = rules
-    services.partner = partner_client(settings, services.metrics)
+    if role in ("web", "worker"):
+        try:  # keys stored under another KEYS_SECRET stop start-up (KeysError says why)
+            await check_keys_readable(services)
+        except BaseException:
+            await services.engine.dispose()
+            raise
+    services.partner = partner_client(settings, services.metrics, rate=partner_rate(services))
     ctx = {"services": services}
     if settings.redis_url:
         services.queue = ArqQueue(settings.redis_url)
@@ -71,6 +101,11 @@ async def open_runtime(
         if settings.retention_days and role in ("web", "worker")
         else None
     )
+    # The watchers run where jobs run: `serve` without Redis, and every worker (their leases
+    # keep N processes from running one twice in an interval).
+    scheduler = Scheduler(services, watchers()) if runs_jobs else None
+    if scheduler is not None:
+        scheduler.start()
     log.info(
         "runtime open",
         extra={"role": role, "queue": services.queue.name if services.queue else None},
@@ -78,6 +113,8 @@ async def open_runtime(
     try:
         yield services
     finally:
+        if scheduler is not None:
+            await scheduler.stop()
         if retention is not None:
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):

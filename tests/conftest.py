@@ -152,6 +152,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "sweep_interval": 0.5,
             "requeue_after": 5.0,
             "log_format": "json",
+            # The reconcile watcher would record an event per fake channel at start-up;
+            # tests of it turn it on (tests/watch/test_reconcile.py).
+            "reconcile_interval": "off",
         }
         defaults.update(values)
         return Settings(**defaults)

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("services", ("receiver.services", "receiver.queue")),  # resources a process passes down
     ("pipeline", ("receiver.pipeline",)),
-    ("jobs", ("receiver.jobs",)),
+    ("jobs", ("receiver.jobs", "receiver.watch")),
     ("ops", ("receiver.ops",)),
     ("http", ("receiver.http",)),
     # processes: wiring builds every layer's pieces for web, worker and CLI

@@ -258,6 +258,7 @@ def test_every_derived_status_is_in_the_documented_set() -> None:
         "unregistered",
         "error",
         "unknown",
+        "deleted",
     }
 
 

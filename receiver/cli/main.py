@@ -99,6 +99,18 @@ def _channels_list(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(channels_list(settings, limit=args.limit, as_json=args.json))
 
 
+def _clients_list(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.views import clients_list
+
+    return asyncio.run(clients_list(settings, limit=args.limit, as_json=args.json))
+
+
+def _clients_show(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.views import client_show
+
+    return asyncio.run(client_show(settings, args.client_id, as_json=args.json))
+
+
 def _channels_show(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.cli.views import channel_show
 
@@ -324,6 +336,46 @@ def _retention(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(retention_command(settings, days=args.days, as_json=args.json))
 
 
+def _numbers_set_key(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.health_commands import set_key_command
+
+    return asyncio.run(set_key_command(settings, channel_id=args.channel_id, stream=sys.stdin))
+
+
+def _numbers_import_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from receiver.cli.health_commands import import_keys_command
+
+    return asyncio.run(import_keys_command(settings, path=Path(args.file)))
+
+
+def _numbers_remove_key(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.health_commands import remove_key_command
+
+    return asyncio.run(remove_key_command(settings, channel_id=args.channel_id))
+
+
+def _health_check(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.health_commands import health_check_command
+
+    return asyncio.run(
+        health_check_command(settings, channel_ids=args.channel_ids, as_json=args.json)
+    )
+
+
+def _balance_check(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.balance_commands import balance_check_command
+
+    return asyncio.run(balance_check_command(settings, as_json=args.json))
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.cli.reconcile_commands import reconcile_command
+
+    return asyncio.run(reconcile_command(settings, dry_run=args.dry_run, as_json=args.json))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub-receiver",
@@ -388,6 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
     channels_show.add_argument("channel_id")
     channels_show.add_argument("--json", action="store_true")
     channels_show.set_defaults(handler=_channels_show)
+
+    clients = commands.add_parser("clients", help="clients, their balance and usage")
+    clients_commands = clients.add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION"
+    )
+    clients_list = clients_commands.add_parser("list", help="known clients with balance")
+    clients_list.add_argument("--limit", type=arguments.count, default=50)
+    clients_list.add_argument("--json", action="store_true")
+    clients_list.set_defaults(handler=_clients_list)
+    clients_show = clients_commands.add_parser(
+        "show", help="one client: contact, balance, usage, balance history, numbers"
+    )
+    clients_show.add_argument("client_id")
+    clients_show.add_argument("--json", action="store_true")
+    clients_show.set_defaults(handler=_clients_show)
 
     deliveries = commands.add_parser("deliveries", help="notifications: list, retry dead ones")
     deliveries_commands = deliveries.add_subparsers(
@@ -458,6 +525,52 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run.add_argument("--days", type=arguments.days)
     retention_run.add_argument("--json", action="store_true")
     retention_run.set_defaults(handler=_retention)
+
+    numbers = commands.add_parser("numbers", help="numbers' own API keys (for health checks)")
+    numbers_commands = numbers.add_subparsers(
+        dest="numbers_command", required=True, metavar="ACTION"
+    )
+    set_key = numbers_commands.add_parser(
+        "set-key", help="store a number's API key, read from standard input (never argv)"
+    )
+    set_key.add_argument("channel_id")
+    set_key.set_defaults(handler=_numbers_set_key)
+    import_keys = numbers_commands.add_parser(
+        "import-keys", help="store keys from a CSV file of channel_id,api_key"
+    )
+    import_keys.add_argument("file")
+    import_keys.set_defaults(handler=_numbers_import_keys)
+    remove_key = numbers_commands.add_parser("remove-key", help="forget a number's API key")
+    remove_key.add_argument("channel_id")
+    remove_key.set_defaults(handler=_numbers_remove_key)
+
+    health = commands.add_parser("health", help="numbers' WhatsApp health (needs their keys)")
+    health_commands = health.add_subparsers(dest="health_command", required=True, metavar="ACTION")
+    health_check = health_commands.add_parser(
+        "check", help="check numbers now (never one checked less than 5 minutes ago)"
+    )
+    health_check.add_argument("channel_ids", nargs="*", metavar="CHANNEL_ID")
+    health_check.add_argument("--json", action="store_true")
+    health_check.set_defaults(handler=_health_check)
+
+    balance = commands.add_parser("balance", help="clients' 360dialog balance")
+    balance_commands = balance.add_subparsers(
+        dest="balance_command", required=True, metavar="ACTION"
+    )
+    balance_check = balance_commands.add_parser(
+        "check", help="ask every client's balance now (1 request per 10 s, all processes)"
+    )
+    balance_check.add_argument("--json", action="store_true")
+    balance_check.set_defaults(handler=_balance_check)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="compare every channel and client with the Partner API now"
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="show what it would record, record nothing"
+    )
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(handler=_reconcile)
 
     dev = commands.add_parser(
         "dev", help="the service plus a fake Partner API, HTTP sink and mailbox"

@@ -227,11 +227,12 @@ async def channels_list(settings: Settings, *, limit: int, as_json: bool) -> int
                     s["phone_number"] or "-",
                     s["client_name"] or s["client_id"] or "-",
                     s["status"] or "-",
+                    _health_cell(s),
                     s["status_why"] or "",
                 ]
                 for s in page.items
             ],
-            ["CHANNEL", "PHONE", "CLIENT", "STATUS", "WHY"],
+            ["CHANNEL", "PHONE", "CLIENT", "STATUS", "HEALTH", "WHY"],
         )
     )
     return 0
@@ -257,6 +258,7 @@ async def channel_show(settings: Settings, channel_id: str, *, as_json: bool) ->
     print(clean(f"email     {detail['contact_email'] or 'not known'}"))
     print(clean(f"status    {detail['status']}: {detail['status_why']}"))
     print(f"source    {'Partner API' if detail['enriched'] else 'webhook payload (not confirmed)'}")
+    print(clean(f"health    {_health_cell(detail)}"))
     print("history")
     rows = [
         [
@@ -270,6 +272,85 @@ async def channel_show(settings: Settings, channel_id: str, *, as_json: bool) ->
     if len(rows) >= records.STATUS_HISTORY_LIMIT:
         print(f"(the latest {len(rows)} changes; older ones are kept but not shown)")
     print(table(rows, ["AT (UTC)", "CHANGE", "EVENT", "WHY"]) if rows else "  (none)")
+    return 0
+
+
+def _health_cell(item: dict[str, Any]) -> str:
+    if not item.get("health_key_set"):
+        return "no key" if item.get("health") is None else str(item["health"])
+    if item.get("health") is None:
+        return "not checked yet"
+    checked = item.get("health_checked_at") or ""
+    return f"{item['health']} (checked {checked[:16].replace('T', ' ')} UTC)"
+
+
+def _balance_cell(item: dict[str, Any]) -> str:
+    if item.get("balance") is None:
+        return "not polled" if not item.get("balance_error") else "unreadable"
+    low = "  LOW" if item.get("balance_low") else ""
+    return f"{item['balance']} {item.get('currency') or ''}".strip() + low
+
+
+async def clients_list(settings: Settings, *, limit: int, as_json: bool) -> int:
+    """Print the known clients with their balance and the month's usage."""
+    services = base_services(settings)
+    try:
+        page = await records.list_clients(services, window=records.Window(limit=limit))
+    finally:
+        await services.engine.dispose()
+    if as_json:
+        print(json.dumps(page.items, indent=2))
+        return 0
+    if not page.items:
+        print("no clients known yet")
+        return 0
+    rows = [
+        [
+            c["id"],
+            c["name"] or "-",
+            c["contact_email"] or "-",
+            _balance_cell(c),
+            c["total_price"] or "-",
+            (c["balance_polled_at"] or "-")[:16].replace("T", " "),
+        ]
+        for c in page.items
+    ]
+    print(table(rows, ["CLIENT", "NAME", "EMAIL", "BALANCE", "USAGE", "POLLED (UTC)"]))
+    return 0
+
+
+async def client_show(settings: Settings, client_id: str, *, as_json: bool) -> int:
+    """Print one client: contact, balance and usage, balance history, numbers."""
+    services = base_services(settings)
+    try:
+        detail = await records.client_detail(services, client_id)
+    finally:
+        await services.engine.dispose()
+    if detail is None:
+        print(clean(f"no client {client_id!r} is known"), file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    print(clean(f"client    {detail['name'] or '-'} ({detail['id']})"))
+    print(clean(f"email     {detail['contact_email'] or 'not known'}"))
+    print(clean(f"balance   {_balance_cell(detail)}"))
+    print(clean(f"usage     {detail['total_price'] or '-'} this month"))
+    if detail["balance_error"]:
+        print(clean(f"last poll {detail['balance_error']}"))
+    print("numbers")
+    numbers = [[c["id"], c["phone_number"] or "-", c["status"] or "-"] for c in detail["channels"]]
+    print(table(numbers, ["CHANNEL", "PHONE", "STATUS"]) if numbers else "  (none)")
+    print("balance history (newest first)")
+    changes = [
+        [
+            (h["polled_at"] or "")[:19].replace("T", " "),
+            f"{h['balance']} {h['currency'] or ''}".strip(),
+            h["total_price"] or "-",
+        ]
+        for h in detail["balance_history"]
+    ]
+    print(table(changes, ["AT (UTC)", "BALANCE", "USAGE"]) if changes else "  (none)")
     return 0
 
 

@@ -8,6 +8,12 @@ status_changes    one row per observed status change of a channel
 deliveries        one row per (event, rule, target, replay round): the notification record
 delivery_attempts every try of a delivery, with its outcome
 throttles         per (rule, key): until when further matches are suppressed
+number_health     per channel: its API key (encrypted) and last health check
+client_balances   per client: the last balance poll and whether the balance is low
+balance_history   one row per change of a client's balance, currency or month's usage
+balance_rounds    one row per balance pass: when it ran, how long, how many clients
+leases            per name: which process holds a watcher's run until when
+rate_slots        per name: the next start time a shared rate limit allows
 """
 
 from __future__ import annotations
@@ -208,3 +214,89 @@ class Throttle(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     until: Mapped[datetime]
     delivery_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class Lease(Base):
+    """A named lease: who holds it until when (one scheduler run per watcher and interval)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    until: Mapped[datetime]
+
+
+class RateSlot(Base):
+    """A named rate limit shared by every process: the next free start time."""
+
+    __tablename__ = "rate_slots"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_at: Mapped[datetime]
+
+
+class NumberHealth(Base):
+    """A number's own API key (Fernet-encrypted) and what its last health check found."""
+
+    __tablename__ = "number_health"
+
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key: Mapped[str | None] = mapped_column(Text)  # Fernet token; never the key itself
+    key_set_at: Mapped[datetime | None]
+    # cloud_api | on_premise, learnt from the channel or from a 404 on the other endpoint.
+    platform: Mapped[str | None] = mapped_column(String(20))
+    health: Mapped[str | None] = mapped_column(String(40))
+    health_detail: Mapped[dict[str, Any] | None]
+    checked_at: Mapped[datetime | None]  # when a check last got an answer
+    # The guard of 360dialog's limit: set by a conditional update before each request, which
+    # succeeds only when the previous request is at least 5 minutes old.
+    requested_at: Mapped[datetime | None]
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ClientBalance(Base):
+    """A client's last balance poll and its low/recovered state (receiver/watch/balance.py)."""
+
+    __tablename__ = "client_balances"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Amounts are the decimal text 360dialog sent, kept exact; comparisons use Decimal.
+    balance: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(16))
+    total_price: Mapped[str | None] = mapped_column(String(40))
+    polled_at: Mapped[datetime | None] = mapped_column(index=True)  # last answer read
+    requested_at: Mapped[datetime | None]  # last request, answered or not
+    # Direct payment shows as a balance that has ever been non-zero (others stay at 0).
+    nonzero_seen: Mapped[bool] = mapped_column(Boolean, default=False)
+    low: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Crossings so far: part of each event's dedup key, so a crossing is recorded once.
+    crossings: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class BalanceHistory(Base):
+    """One row per change of a client's balance, currency or month's usage."""
+
+    __tablename__ = "balance_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    polled_at: Mapped[datetime]
+    balance: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(16))
+    total_price: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_balance_history_client_id_polled_at", "client_id", "polled_at"),)
+
+
+class BalanceRound(Base):
+    """One balance pass over the clients (how long a round takes, for /metrics)."""
+
+    __tablename__ = "balance_rounds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
+    clients: Mapped[int] = mapped_column(Integer, default=0)  # answers read
+    errors: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,6 +7,11 @@ credentials; the tests run it on loopback. It serves the paths below the real ba
     POST /token                            {"username", "password"} -> bearer token
     GET  /partners/{partner_id}/channels   filters / limit / offset / sort -> partner_channels
     GET  /partners/{partner_id}/clients    same list semantics -> clients
+    GET  /partners/{partner_id}/clients/{client_id}/info/balance  balance, currency, usage
+    PATCH /_fake/clients/{client_id}/balance  change it: {"balance", "currency", "total_price"}
+    GET  /health_status                    a Cloud API number's health (D360-API-KEY)
+    GET  /v1/health                        an On-Premise number's health (D360-API-KEY)
+    PATCH /_fake/health/{channel_id}       change a number's health (not a 360dialog path)
 
 Errors use 360dialog's shape `{"meta": {"success": false, "http_code", "developer_message"}}`.
 `FakeHubState` holds the data, injects failures and records every request it answered.
@@ -44,6 +49,17 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    # time.monotonic() when it arrived: tests prove rate limits from these.
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRequest:
+    """One health request: which number (by its key), which endpoint, at `clock()` time."""
+
+    channel_id: str | None  # None: the key belongs to no number
+    endpoint: str  # health_status | v1/health
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +76,15 @@ class FakeHubState:
     clock: Callable[[], float] = time.monotonic
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per client: balance, currency, total_price; a client without one has balance 0 as a
+    # client without direct payment does at 360dialog.
+    balances: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     delay: float = 0.0
     issued_tokens: list[str] = field(default_factory=list)  # every token ever issued
+    # Number health: channel id -> {"api_key", "platform", "status", "errors"}.
+    health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    health_requests: list[HealthRequest] = field(default_factory=list)
     _failures: deque[_InjectedFailure] = field(default_factory=deque, init=False)
     _bad_json: int = field(default=0, init=False)
     _tokens: dict[str, float] = field(default_factory=dict, init=False)
@@ -102,8 +124,58 @@ class FakeHubState:
             waba_account={"client_id": client_id},
         )
 
+    def set_health(
+        self,
+        channel_id: str,
+        *,
+        api_key: str | None = None,
+        platform: str | None = None,
+        status: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Add or change a number's health; `status` is AVAILABLE/LIMITED/BLOCKED (Cloud API)
+        or connected/disconnected/... (On-Premise)."""
+        entry = self.health.setdefault(
+            channel_id, {"api_key": None, "platform": "cloud_api", "status": "AVAILABLE"}
+        )
+        for name, value in (
+            ("api_key", api_key),
+            ("platform", platform),
+            ("status", status),
+            ("errors", errors),
+        ):
+            if value is not None:
+                entry[name] = value
+        return {name: value for name, value in entry.items() if name != "api_key"}
+
+    def health_calls(self, channel_id: str | None = None) -> list[HealthRequest]:
+        return [r for r in self.health_requests if channel_id is None or r.channel_id == channel_id]
+
     def remove_channel(self, channel_id: str) -> None:
         del self.channels[channel_id]
+
+    def set_balance(self, client_id: str, /, **values: Any) -> dict[str, Any]:
+        """Change a client's balance, currency or total_price (any value: bad data too)."""
+        balance = self.balances.setdefault(
+            client_id, {"balance": 0, "currency": "EUR", "total_price": 0}
+        )
+        balance.update(values)
+        return dict(balance)
+
+    def balance_body(self, client_id: str) -> dict[str, Any]:
+        """The balance endpoint's answer for a client (a shape 360dialog documents loosely)."""
+        values = self.balances.get(client_id, {"balance": 0, "currency": "EUR", "total_price": 0})
+        now = datetime.now(UTC)
+        return {
+            "balance": values.get("balance"),
+            "currency": values.get("currency"),
+            "usage": {
+                "year": now.year,
+                "month": now.month,
+                "currency": values.get("currency"),
+                "total_price": values.get("total_price"),
+            },
+        }
 
     # -- failure injection -------------------------------------------------------------------
 
@@ -253,8 +325,76 @@ def create_fake_hub_app(
             return error_response(400, "send a JSON object of fields to change")
         return JSONResponse(state.update_channel(channel_id, **changes))
 
+    def number_health(endpoint: str) -> Endpoint:
+        platform = "cloud_api" if endpoint == "health_status" else "on_premise"
+
+        async def handler(request: Request) -> Response:
+            given = request.headers.get("d360-api-key", "")
+            number = next(
+                (
+                    (channel_id, entry)
+                    for channel_id, entry in state.health.items()
+                    if entry.get("api_key") and secrets.compare_digest(given, entry["api_key"])
+                ),
+                None,
+            )
+            state.health_requests.append(
+                HealthRequest(number[0] if number else None, endpoint, state.clock())
+            )
+            if number is None:
+                return error_response(401, "Invalid API key")
+            channel_id, entry = number
+            if entry.get("platform") != platform:
+                return error_response(404, "Not found")
+            return JSONResponse(_health_body(channel_id, entry))
+
+        return handler
+
+    async def health_control(request: Request) -> Response:
+        try:
+            changes = await request.json()
+        except ValueError:
+            return error_response(400, "send a JSON object: status, errors, platform, api_key")
+        if not isinstance(changes, dict) or not set(changes) <= {
+            "status",
+            "errors",
+            "platform",
+            "api_key",
+        }:
+            return error_response(400, "send a JSON object: status, errors, platform, api_key")
+        return JSONResponse(state.set_health(request.path_params["channel_id"], **changes))
+
+    async def balance(request: Request) -> Response:
+        if not authenticated(request):
+            return error_response(401, "Unauthorized: invalid API key or expired token")
+        client_id = request.path_params["client_id"]
+        if request.path_params["partner_id"] != state.partner_id or client_id not in state.clients:
+            return error_response(404, "Client not found")
+        return JSONResponse(state.balance_body(client_id))
+
+    async def control_balance(request: Request) -> Response:
+        client_id = request.path_params["client_id"]
+        if client_id not in state.clients:
+            return error_response(404, f"no client {client_id}")
+        try:
+            changes = await request.json()
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict):
+            return error_response(400, "send a JSON object: balance, currency, total_price")
+        return JSONResponse(state.set_balance(client_id, **changes))
+
     routes = [
         Route("/_fake/channels/{channel_id}", control, methods=["PATCH"]),
+        Route("/_fake/clients/{client_id}/balance", control_balance, methods=["PATCH"]),
+        Route(
+            "/partners/{partner_id}/clients/{client_id}/info/balance",
+            guarded(balance),
+            methods=["GET"],
+        ),
+        Route("/_fake/health/{channel_id}", health_control, methods=["PATCH"]),
+        Route("/health_status", guarded(number_health("health_status")), methods=["GET"]),
+        Route("/v1/health", guarded(number_health("v1/health")), methods=["GET"]),
         Route("/token", guarded(token), methods=["POST"]),
         Route(
             "/partners/{partner_id}/channels",
@@ -268,6 +408,24 @@ def create_fake_hub_app(
         ),
     ]
     return Starlette(routes=routes)
+
+
+def _health_body(channel_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    status = str(entry.get("status", ""))
+    errors = list(entry.get("errors") or [])
+    if entry.get("platform") == "on_premise":
+        body: dict[str, Any] = {"health": {"gateway_status": status}, "meta": {"version": "2"}}
+        if errors:
+            body["errors"] = errors
+        return body
+    number: dict[str, Any] = {
+        "entity_type": "PHONE_NUMBER",
+        "id": channel_id,
+        "can_send_message": status,
+    }
+    if errors:
+        number["errors"] = errors
+    return {"health_status": {"can_send_message": status, "entities": [number]}}
 
 
 def error_response(status: int, message: str) -> JSONResponse:

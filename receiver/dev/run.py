@@ -40,6 +40,8 @@ DEV_PARTNER_ID = "devPA"
 DEV_API_KEY = "dev-api-key"
 DEV_HOST = "127.0.0.1"
 HUB_PORT = 8701
+DEV_NUMBER_CHANNEL = "kJ2mQ8CH"
+DEV_NUMBER_KEY = "dev-number-key"  # the fake's sample key, not a secret
 SINK_PORT = 8702
 SMTP_PORT = 8025
 MAIL_SENDER = "hub-receiver@localhost"
@@ -68,6 +70,9 @@ def fakes_environment(
         "D360_PARTNER_ID": DEV_PARTNER_ID,
         "D360_API_KEY": DEV_API_KEY,
         "D360_API_BASE": f"http://{host}:{hub_port}",
+        # The fake also answers the numbers' health endpoints (/health_status, /v1/health).
+        "D360_WABA_BASE": f"http://{host}:{hub_port}",
+        "D360_WABA_V2_BASE": f"http://{host}:{hub_port}",
         "D360_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
     }
     if with_sinks:
@@ -162,6 +167,8 @@ async def run_dev(
         stop.set()
 
     hub_state: FakeHubState = default_state(DEV_PARTNER_ID)
+    # The number's own key the README's tour hands over with `numbers set-key`.
+    hub_state.set_health(DEV_NUMBER_CHANNEL, api_key=DEV_NUMBER_KEY)
     hub_app = create_fake_hub_app(hub_state, api_key=DEV_API_KEY)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(_stop_on_signals(on_signal))
@@ -171,6 +178,8 @@ async def run_dev(
             "d360_partner_id": DEV_PARTNER_ID,
             "d360_api_key": DEV_API_KEY,
             "d360_api_base": hub_url,
+            "d360_waba_base": hub_url,
+            "d360_waba_v2_base": hub_url,
             "host": host,
             "port": port,
         }

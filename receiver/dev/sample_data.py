@@ -102,7 +102,10 @@ def build_channel(
 
 
 def default_state(partner_id: str) -> FakeHubState:
-    """Two clients and three channels: one live, one draft, one for the other client."""
+    """Two clients and three channels: one live, one draft, one for the other client.
+
+    Acme pays by direct payment (a balance of 42.50 EUR); Nordwind does not.
+    """
     acme = build_client(
         client_id=ACME_CLIENT_ID,
         name="Jana Beispiel",
@@ -122,6 +125,9 @@ def default_state(partner_id: str) -> FakeHubState:
     state = FakeHubState(partner_id=partner_id)
     state.set_client(acme)
     state.set_client(nordwind)
+    # Acme pays 360dialog directly (prepaid): a real balance. Nordwind does not, so its
+    # balance stays 0 as the seed says, and the balance watcher leaves it alone.
+    state.set_balance(ACME_CLIENT_ID, balance=42.5, currency="EUR", total_price=7.25)
     state.set_channel(
         build_channel(
             channel_id=ACME_LIVE_CHANNEL_ID,

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 
-from receiver.db.store import maintenance
+from receiver.db.store import balance, maintenance
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.services import Services
 from receiver.vocabulary import DeliveryState
@@ -53,6 +53,24 @@ async def refresh_gauges(services: Services) -> None:
             count = backlog.deliveries_by_state.get(state, 0)
             metrics.deliveries_by_state.labels(state=state).set(count)
     metrics.queue_depth.set(await queue_depth(services))
+    await _balance_round(services)
+
+
+async def _balance_round(services: Services) -> None:
+    """The last finished balance round, from whichever process ran it."""
+    metrics = services.metrics
+    try:
+        async with asyncio.timeout(QUERY_TIMEOUT), services.sessions() as session:
+            last = await balance.last_round(session)
+    except Exception as exc:  # noqa: BLE001 - a scrape must answer
+        log.warning("metrics: balance round unavailable: %s", type(exc).__name__)
+        last = None
+    if last is None or last.finished_at is None:
+        metrics.balance_round_seconds.set(math.nan)
+        metrics.balance_round_clients.set(math.nan)
+        return
+    metrics.balance_round_seconds.set((last.finished_at - last.started_at).total_seconds())
+    metrics.balance_round_clients.set(last.clients)
 
 
 async def queue_depth(services: Services) -> float:

@@ -16,7 +16,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from receiver.db.store import listings
-from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event, StatusChange
+from receiver.db.tables import (
+    BalanceHistory,
+    Channel,
+    Client,
+    ClientBalance,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    NumberHealth,
+    StatusChange,
+)
 from receiver.db.types import MAX_ID
 from receiver.durations import parse_duration
 from receiver.services import Services
@@ -320,13 +330,18 @@ async def list_channels(
         offset=window.offset,
     )
     kept, more = _page(rows, window)
+    health = await listings.number_health(
+        services.sessions, channel_ids=[channel.id for channel, _ in kept]
+    )
     return Page(
-        [channel_item(channel, client) for channel, client in kept],
+        [channel_item(channel, client, health.get(channel.id)) for channel, client in kept],
         kept[-1][0].id if more and not recently_fetched_first else None,
     )
 
 
-def channel_item(channel: Channel, client: Client | None) -> dict[str, Any]:
+def channel_item(
+    channel: Channel, client: Client | None, health: NumberHealth | None = None
+) -> dict[str, Any]:
     return {
         "id": channel.id,
         "client_id": channel.client_id,
@@ -339,6 +354,16 @@ def channel_item(channel: Channel, client: Client | None) -> dict[str, Any]:
         "snapshot_at": _iso(channel.snapshot_at),
         "fetched_at": _iso(channel.fetched_at),
         "version": channel.version,
+        **health_item(health),
+    }
+
+
+def health_item(health: NumberHealth | None) -> dict[str, Any]:
+    """The number's health as the watcher last saw it; never its key, only whether one is set."""
+    return {
+        "health": health.health if health is not None else None,
+        "health_checked_at": _iso(health.checked_at) if health is not None else None,
+        "health_key_set": health is not None and health.api_key is not None,
     }
 
 
@@ -353,7 +378,8 @@ async def channel_detail(services: Services, channel_id: str) -> dict[str, Any] 
     )
     if record is None:
         return None
-    detail = channel_item(record.channel, record.client)
+    health = await listings.number_health(services.sessions, channel_ids=[channel_id])
+    detail = channel_item(record.channel, record.client, health.get(channel_id))
     detail.update(
         snapshot=record.channel.snapshot,
         client=client_item(record.client) if record.client is not None else None,
@@ -385,4 +411,67 @@ def status_change_item(change: StatusChange) -> dict[str, Any]:
         "event_id": change.event_id,
         "changed_at": _iso(change.changed_at),
         "channel_version": change.channel_version,
+    }
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+BALANCE_HISTORY_LIMIT = 20
+
+
+async def list_clients(services: Services, *, window: Window) -> Page:
+    """A page of clients by id, each with its balance and the month's usage."""
+    rows = await listings.clients_page(services.sessions, limit=window.limit, offset=window.offset)
+    kept, _more = _page(rows, window)
+    return Page([client_summary(client, balance) for client, balance in kept], None)
+
+
+def client_summary(client: Client, balance: ClientBalance | None) -> dict[str, Any]:
+    return {**client_item(client), **balance_item(balance)}
+
+
+def balance_item(balance: ClientBalance | None) -> dict[str, Any]:
+    if balance is None:
+        return {
+            "balance": None,
+            "currency": None,
+            "total_price": None,
+            "balance_polled_at": None,
+            "balance_low": False,
+            "balance_error": None,
+        }
+    return {
+        "balance": balance.balance,
+        "currency": balance.currency,
+        "total_price": balance.total_price,
+        "balance_polled_at": _iso(balance.polled_at),
+        "balance_low": balance.low,
+        "balance_error": balance.last_error,
+    }
+
+
+async def client_detail(services: Services, client_id: str) -> dict[str, Any] | None:
+    """One client: contact, balance and usage, the latest balance changes, its channels."""
+    record = await listings.client_record(
+        services.sessions, client_id=client_id, history_limit=BALANCE_HISTORY_LIMIT
+    )
+    if record is None:
+        return None
+    detail = client_summary(record.client, record.balance)
+    detail.update(
+        balance_history=[balance_change_item(row) for row in record.history],
+        channels=[
+            {"id": c.id, "phone_number": c.phone_number, "status": c.status}
+            for c in record.channels
+        ],
+    )
+    return detail
+
+
+def balance_change_item(row: BalanceHistory) -> dict[str, Any]:
+    return {
+        "polled_at": _iso(row.polled_at),
+        "balance": row.balance,
+        "currency": row.currency,
+        "total_price": row.total_price,
     }

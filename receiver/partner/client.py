@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -31,7 +31,7 @@ from receiver.partner.errors import (
 )
 from receiver.partner.retry import RetryPolicy, with_retries
 
-__all__ = ["ErrorKind", "PartnerAPIError", "PartnerClient", "RequestHook"]
+__all__ = ["ErrorKind", "PartnerAPIError", "PartnerClient", "RateGate", "RequestHook"]
 
 logger = logging.getLogger("receiver.partner")
 
@@ -39,6 +39,17 @@ RequestHook = Callable[[str, float, str], None]
 """Called as hook(operation, seconds, outcome) after every HTTP attempt (outcome "ok" or a kind)."""
 
 _T = TypeVar("_T")
+
+# A 429 without Retry-After still tells every process to slow down for a moment.
+DEFAULT_PUSH_BACK = 1.0
+
+
+class RateGate(Protocol):
+    """The shared Partner API rate limit (`receiver.watch.limiter.SharedLimiter`)."""
+
+    async def acquire(self) -> None: ...
+
+    async def retry_after(self, seconds: float) -> None: ...
 
 
 class PartnerClient:
@@ -64,7 +75,9 @@ class PartnerClient:
         on_request: RequestHook | None = None,
         clock: Callable[[], float] = time.monotonic,  # token expiry
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rate: RateGate | None = None,
     ) -> None:
+        self._rate = rate  # awaited before every request; a 429 pushes it back
         self._base_url = base_url.rstrip("/")
         self._partner_path = f"/partners/{quote(partner_id, safe='')}"
         self._auth: ApiKeyAuth | TokenAuth
@@ -177,6 +190,34 @@ class PartnerClient:
             sort=sort,
         )
 
+    async def get_balance(
+        self,
+        client_id: str,
+        *,
+        gate: RateGate | None = None,
+        from_month: int | None = None,
+        from_year: int | None = None,
+    ) -> Any:
+        """Return the raw body of `GET .../clients/{client_id}/info/balance`.
+
+        360dialog allows 1 request per 10 s here: `gate` (the shared balance limit) is
+        awaited before every attempt, retries included, and a 429 pushes it back.
+        """
+        path = f"{self._partner_path}/clients/{quote(client_id, safe='')}/info/balance"
+        params: dict[str, str] = {}
+        if from_month is not None:
+            params["from_month"] = str(from_month)
+        if from_year is not None:
+            params["from_year"] = str(from_year)
+        return await with_retries(
+            lambda attempt: self._get(
+                operation="get_balance", path=path, params=params, attempt=attempt, gate=gate
+            ),
+            policy=self._retry,
+            sleep=self._sleep,
+            label=f"GET {path}",
+        )
+
     # -- lookups by id ---------------------------------------------------------------------
 
     async def _channel(self, channel_id: str) -> dict[str, Any] | None:
@@ -276,9 +317,19 @@ class PartnerClient:
     # -- one attempt -------------------------------------------------------------------------
 
     async def _get(
-        self, *, operation: str, path: str, params: Mapping[str, str], attempt: int
+        self,
+        *,
+        operation: str,
+        path: str,
+        params: Mapping[str, str],
+        attempt: int,
+        gate: RateGate | None = None,
     ) -> Any:
         """Send one GET; return its JSON body or raise the classified PartnerAPIError."""
+        if self._rate is not None:
+            await self._rate.acquire()  # before the clock starts: the wait is not API latency
+        if gate is not None:  # an endpoint's own stricter limit: the last wait before sending
+            await gate.acquire()
         started = time.perf_counter()
         status: int | str = "?"
         outcome = "ok"
@@ -295,6 +346,11 @@ class PartnerClient:
         except PartnerAPIError as error:
             outcome = error.kind
             status = error.status_code or error.kind
+            if error.kind == "rate_limited":
+                wait = error.retry_after if error.retry_after is not None else DEFAULT_PUSH_BACK
+                for limit in (self._rate, gate):
+                    if limit is not None:
+                        await limit.retry_after(wait)
             raise
         finally:
             duration = time.perf_counter() - started

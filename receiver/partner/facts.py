@@ -43,6 +43,13 @@ class ChannelFacts:
     # object has one, else inferred (hub_status done/pending -> classic, account_mode ->
     # embedded); None when nothing tells.
     version_hint: str | None = None
+    # False when reconciliation found the channel no longer listed by the Partner API: it
+    # stores the last snapshot with LISTED_KEY false (receiver/watch/reconcile.py).
+    listed: bool = True
+
+
+# Our own marker on a stored snapshot, never a 360dialog field.
+LISTED_KEY = "hub_receiver_listed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ def channel_facts(raw: object) -> ChannelFacts:
         hosting_platform_type=_first_text((raw, setup), _HOSTING_KEYS),
         version_hint=_version_marker((raw, setup))
         or _version_hint(hub_status=hub_status, account_mode=account_mode),
+        listed=raw.get(LISTED_KEY) is not False,
     )
 
 

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import orjson
+
 from receiver.db.tables import Event
 from receiver.partner.client import PartnerAPIError, PartnerClient
 from receiver.partner.facts import channel_facts, client_facts
-from receiver.vocabulary import CLIENT_EVENTS
+from receiver.vocabulary import CLIENT_EVENTS, WATCH_CLIENT_EVENTS
+
+RECONCILE_SOURCE = "reconcile"
 
 log = logging.getLogger("receiver.enrich")
 
@@ -57,6 +61,11 @@ def give_up_at(received_at: datetime, max_wait: float) -> datetime:
 
 async def enrich(partner: PartnerClient | None, event: Event, *, known_client: bool) -> Enrichment:
     """Fetch the channel (and client when needed). Raises EnrichmentUnavailableError."""
+    if event.source == RECONCILE_SOURCE:
+        # Reconciliation recorded the Partner API's own answer of moments ago (or, for a
+        # channel no longer listed, its last snapshot marked so): asking again would spend
+        # the shared rate limit on what we hold, and find nothing for a deleted channel.
+        return reconciled(event)
     if partner is None:
         return Enrichment(state="not_configured")
     channel_id = event.channel_id
@@ -97,6 +106,23 @@ async def enrich(partner: PartnerClient | None, event: Event, *, known_client: b
     if channel is None:
         return Enrichment(state="not_found", client=client)
     return Enrichment(state="enriched", channel=channel, client=client, error=client_error)
+
+
+def reconciled(event: Event) -> Enrichment:
+    """The enrichment a reconciliation event carries: its envelope's `data` (pure)."""
+    try:
+        body = orjson.loads(event.raw_body or "")
+    except orjson.JSONDecodeError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        return Enrichment(state="not_enriched", error="reconciliation event without its object")
+    if event.event_type in CLIENT_EVENTS or event.event_type in WATCH_CLIENT_EVENTS:
+        return Enrichment(state="enriched", client=data)
+    client_id = channel_facts(data).client_id
+    return Enrichment(
+        state="enriched", channel=data, client=embedded_client(data, client_id=client_id)
+    )
 
 
 def embedded_client(

@@ -45,7 +45,9 @@ from receiver.vocabulary import (
 )
 
 NOT_AUTHENTICATED = "webhook not authenticated"
-AUTHENTICATED = ("signature", "shared_secret")  # Event.verification values that proved the sender
+# Event.verification values that proved the sender; "partner_api": recorded by our own
+# watchers from what the Partner API answered, not sent by a stranger.
+AUTHENTICATED = ("signature", "shared_secret", "partner_api")
 # The client cap's bookkeeping lives in `throttles` (no new table): slots under CAP_SLOTS,
 # the once-an-hour notice under CAP_RULE. The parentheses keep them apart from rule names.
 CAP_SLOTS = "(client cap slot)"

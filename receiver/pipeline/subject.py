@@ -26,14 +26,19 @@ from receiver.partner.facts import channel_facts, client_facts
 from receiver.pipeline.snapshots import storable
 from receiver.routing.subject import RoutingSubject
 from receiver.status import derive_status
-from receiver.vocabulary import CLIENT_EVENTS
+from receiver.vocabulary import CLIENT_EVENTS, WATCH_CLIENT_EVENTS
 
 Body = Mapping[str, Any]
 
 
+# Top-level keys of a watcher's envelope that are not its own fields (receiver/watch/events.py).
+ENVELOPE_KEYS = frozenset({"event", "source", "data"})
+
+
 def webhook_body(event: Event) -> Body | None:
-    """The event's webhook body as a JSON object; None for a callback, a purged or odd body."""
-    if event.source != "webhook" or not event.raw_body:
+    """The event's JSON body: a webhook's, or a watcher's envelope; None for a callback,
+    a purged or odd body."""
+    if event.source == "callback" or not event.raw_body:
         return None
     try:
         body = orjson.loads(event.raw_body)
@@ -68,10 +73,11 @@ def payload_snapshots(event: Event, body: Body | None) -> PayloadSnapshots:
     if data is None:
         return PayloadSnapshots(client=None, channel=None)
     client: dict[str, Any] | None = None
+    about_client = event.event_type in CLIENT_EVENTS or event.event_type in WATCH_CLIENT_EVENTS
     if event.verification != "none":
-        embedded = data if event.event_type in CLIENT_EVENTS else data.get("client")
+        embedded = data if about_client else data.get("client")
         client = embedded if isinstance(embedded, dict) else None
-    channel = data if event.event_type not in CLIENT_EVENTS else None
+    channel = data if not about_client else None
     return PayloadSnapshots(client=client, channel=channel)
 
 
@@ -83,7 +89,12 @@ def event_fields(event: Event, *, body: Body | None, claim: str | None = None) -
     data: Any = None
     if body is not None:
         data = body.get("data")
-        fields.setdefault("id", body.get("id"))
+        if event.source == "webhook":
+            fields.setdefault("id", body.get("id"))
+        else:  # a watcher's envelope: its own fields (health_to, balance, ...) at the top
+            for key, value in body.items():
+                if key not in ENVELOPE_KEYS:
+                    fields.setdefault(key, value)
     claim = claim if claim is not None else event.claim
     if claim is not None:
         fields["claim"] = claim

@@ -2,11 +2,17 @@
 
 Values compare as text (`paths.scalar_text`), so an id sent as 42 equals '42', and a
 missing field reads as null. A list value passes equals/one_of/pattern when any item does.
+The comparisons (lt, le, gt, ge) read the value as a number (numeric text counts); a
+missing, null or non-numeric value fails them, so a balance nobody could read never
+looks low.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from receiver.routing.model import Condition, Scalar
@@ -28,6 +34,49 @@ def _text_set(values: list[Scalar]) -> frozenset[str]:
     return frozenset(t for t in (scalar_text(v) for v in values) if t is not None)
 
 
+_COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "lt": ("<", operator.lt),
+    "le": ("<=", operator.le),
+    "gt": (">", operator.gt),
+    "ge": (">=", operator.ge),
+}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _numbers(value: object) -> tuple[float, ...]:
+    items = value if isinstance(value, list | tuple) else (value,)
+    return tuple(n for n in (_number(v) for v in items) if n is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One numeric bound: `op` is lt, le, gt or ge."""
+
+    op: str
+    bound: float
+
+    def holds(self, value: object) -> bool:
+        test = _COMPARISONS[self.op][1]
+        return any(test(n, self.bound) for n in _numbers(value))
+
+    def describe(self) -> str:
+        return f"{_COMPARISONS[self.op][0]} {self.bound:g}"
+
+
 def _show(value: object) -> str:
     if value is MISSING:
         return "missing"
@@ -45,6 +94,7 @@ class CompiledCondition:
     not_one_of: frozenset[str] | None
     pattern: re.Pattern[str] | None
     present: bool | None
+    comparisons: tuple[Comparison, ...] = ()
 
     @classmethod
     def build(cls, path: Path, condition: Condition) -> CompiledCondition:
@@ -56,6 +106,11 @@ class CompiledCondition:
             not_one_of=None if condition.not_one_of is None else _text_set(condition.not_one_of),
             pattern=None if condition.pattern is None else re.compile(condition.pattern),
             present=condition.present,
+            comparisons=tuple(
+                Comparison(op, bound)
+                for op in _COMPARISONS
+                if (bound := getattr(condition, op)) is not None
+            ),
         )
 
     def passes(self, value: object) -> bool:
@@ -63,6 +118,8 @@ class CompiledCondition:
         if self.present is not None and (value is not MISSING and value is not None) != (
             self.present
         ):
+            return False
+        if not all(c.holds(value) for c in self.comparisons):
             return False
         if (
             self.equals is None
@@ -94,6 +151,11 @@ class CompiledCondition:
             self.present
         ):
             return f"{shown}, rule wants it {'present' if self.present else 'absent'}"
+        for comparison in self.comparisons:
+            if not comparison.holds(value):
+                if not _numbers(value):
+                    return f"{shown}, rule wants a number {comparison.describe()}"
+                return f"{shown}, rule wants it {comparison.describe()}"
         if self.equals is not None and self.equals not in texts:
             return f"{shown}, rule wants {self.equals!r}"
         if self.one_of is not None and self.one_of.isdisjoint(texts):

@@ -347,6 +347,15 @@ def _compile_rule(
             conditions.append(CompiledCondition.build(compile_path(path_text), condition))
         except ValueError as exc:
             problem(("match", "where", path_text), str(exc))
+            continue
+        low = [c.bound for c in conditions[-1].comparisons if c.op in {"gt", "ge"}]
+        high = [c.bound for c in conditions[-1].comparisons if c.op in {"lt", "le"}]
+        if low and high and max(low) >= min(high):
+            problem(
+                ("match", "where", path_text),
+                f"no number is above {max(low):g} and below {min(high):g}; the rule never fires",
+                warning=True,
+            )
     throttle_key = None
     if rule.throttle_key is not None:
         try:

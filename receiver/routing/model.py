@@ -53,12 +53,33 @@ def _none_as_empty(value: object) -> object:
     return "" if value is None else value
 
 
+def _number(value: object) -> object:
+    # A bound may come from ${VAR} expansion as text ("50"); true/false are not numbers.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")  # noqa: TRY004
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    else:
+        raise ValueError(f"expected a number, got {type(value).__name__}")  # noqa: TRY004
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
 OneOrMany = Annotated[
     list[Annotated[str, Field(min_length=1)]],
     BeforeValidator(_one_or_many, json_schema_input_type=str | list[str]),
     Field(min_length=1),
 ]
 Seconds = Annotated[int, BeforeValidator(_duration, json_schema_input_type=str)]
+Bound = Annotated[float | None, BeforeValidator(_number, json_schema_input_type=float | str | None)]
 TemplateName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 TargetName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
@@ -91,6 +112,14 @@ class Condition(_Strict):
         default=None,
         description="true: the field exists and is not null; false: it is missing or null.",
     )
+    lt: Bound = Field(
+        default=None,
+        description="The field is a number below this one (numeric text such as '9.5' "
+        "counts; a missing or non-numeric field fails).",
+    )
+    le: Bound = Field(default=None, description="The field is a number at most this one.")
+    gt: Bound = Field(default=None, description="The field is a number above this one.")
+    ge: Bound = Field(default=None, description="The field is a number at least this one.")
 
     @field_validator("pattern")
     @classmethod
@@ -105,7 +134,10 @@ class Condition(_Strict):
     @model_validator(mode="after")
     def _has_an_operator(self) -> Condition:
         if not self.model_fields_set:
-            raise ValueError("empty condition; use equals, one_of, not_one_of, pattern or present")
+            raise ValueError(
+                "empty condition; use equals, one_of, not_one_of, pattern, present, "
+                "lt, le, gt or ge"
+            )
         return self
 
 

@@ -32,7 +32,7 @@ def test_rules_test_shows_which_rules_fire_for_a_sample_and_the_rendered_message
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith(
-        "event: channel_live   status: sandbox -> live\nrules fired: 2 of 11\n"
+        "event: channel_live   status: sandbox -> live\nrules fired: 2 of 17\n"
     ), out
     assert "  + team hears about every number lifecycle event  (" in out
     assert "  + client hears their number is live  (" in out
@@ -145,4 +145,4 @@ def test_rules_check_accepts_the_shipped_rules() -> None:
     result = run_cli("rules", "check", env=shipped_env())
 
     assert result.returncode == 0, result.stderr
-    assert "11 rules OK" in result.stdout
+    assert "17 rules OK" in result.stdout

@@ -176,6 +176,8 @@ def test_the_default_rules_tell_the_team_about_every_known_event_once() -> None:
     for event in (*KNOWN_EVENTS, "an_event_from_the_future"):
         # Permission callbacks are claims: the team hears about confirmed ones only.
         fields = {"claim": "confirmed"} if event in PERMISSION_EVENTS else None
+        if event == "number_health_changed":  # a change to a state the team must hear about
+            fields = {"health_from": "available", "health_to": "blocked"}
         fired = match_rules(ruleset, subject(event, event=fields))
         team = [m for m in fired if "client" not in m.targets]
         assert len(team) == 1, (event, team)

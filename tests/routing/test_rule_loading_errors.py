@@ -82,7 +82,7 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
                 notify: [client]
             """,
             "routing_rules/default.yaml:5: rule 'r': match.where[channel.x].one_off: unknown "
-            "key (allowed: equals, one_of, not_one_of, pattern, present)",
+            "key (allowed: equals, one_of, not_one_of, pattern, present, lt, le, gt, ge)",
         ),
         (
             """

@@ -18,7 +18,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from receiver.db.engine import Sessions
 from receiver.db.errors import DatabaseUnavailableError
-from receiver.db.tables import Channel, Client, Delivery, DeliveryAttempt, Event, StatusChange
+from receiver.db.tables import (
+    BalanceHistory,
+    Channel,
+    Client,
+    ClientBalance,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    NumberHealth,
+    StatusChange,
+)
 
 _PHONE = re.compile(r"\+?[0-9][0-9 ()./-]*")
 MIN_PHONE_DIGITS = 4
@@ -331,3 +341,64 @@ async def existing_dedup_keys(
             return set(found.scalars())
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailableError(type(exc).__name__) from exc
+
+
+# --- watchers: health of numbers, balances of clients ----------------------------------------
+
+
+async def number_health(
+    sessions: Sessions, *, channel_ids: Sequence[str]
+) -> dict[str, NumberHealth]:
+    """The health rows of these channels (a channel without a key has none)."""
+    if not channel_ids:
+        return {}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(NumberHealth).where(NumberHealth.channel_id.in_(list(channel_ids)))
+        )
+        return {row.channel_id: row for row in rows.scalars()}
+
+
+async def clients_page(
+    sessions: Sessions, *, limit: int, offset: int
+) -> Sequence[Row[Client, ClientBalance]]:  # the balance may be None (outer join)
+    """Up to `limit + 1` clients by id, each with its balance row."""
+    query = (
+        select(Client, ClientBalance)
+        .outerjoin(ClientBalance, ClientBalance.client_id == Client.id)
+        .order_by(Client.id)
+    )
+    return await _rows(sessions, query, limit=limit, offset=offset)
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client: Client
+    balance: ClientBalance | None
+    history: Sequence[BalanceHistory]
+    channels: Sequence[Channel]
+
+
+async def client_record(
+    sessions: Sessions, *, client_id: str, history_limit: int
+) -> ClientRecord | None:
+    """One client with its balance, its latest balance changes and its channels."""
+    async with sessions() as session:
+        client = await session.get(Client, client_id)
+        if client is None:
+            return None
+        balance = await session.get(ClientBalance, client_id)
+        history = (
+            await session.execute(
+                select(BalanceHistory)
+                .where(BalanceHistory.client_id == client_id)
+                .order_by(BalanceHistory.polled_at.desc(), BalanceHistory.id.desc())
+                .limit(history_limit)
+            )
+        ).scalars()
+        channels = (
+            await session.execute(
+                select(Channel).where(Channel.client_id == client_id).order_by(Channel.id)
+            )
+        ).scalars()
+        return ClientRecord(client, balance, list(history), list(channels))
