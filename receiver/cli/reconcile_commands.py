@@ -44,6 +44,11 @@ async def reconcile_command(settings: Settings, *, dry_run: bool, as_json: bool)
             )
         else:
             lines.append(f"  client {finding.client_id}: never seen before")
+    if result.baseline:
+        lines.append(
+            "first pass: numbers and clients never seen are learned and announced to nobody; "
+            "from the next pass on, what changes is announced"
+        )
     if not dry_run and result.recorded:
         lines.append("serve or a worker routes them (the rules tell the team)")
     print(clean_lines("\n".join(lines)))

@@ -42,6 +42,20 @@ DEV_HOST = "127.0.0.1"
 HUB_PORT = 8701
 DEV_NUMBER_CHANNEL = "kJ2mQ8CH"
 DEV_NUMBER_KEY = "dev-number-key"  # the fake's sample key, not a secret
+# Dev's KEYS_SECRET when none is set: a fixed, public Fernet key (it decodes to
+# "hub-receiver-dev-keys-not-secret"), so keys stored during one `dev` run are still
+# readable by the next one and by the other shell's `numbers set-key` / `health check`.
+DEV_KEYS_SECRET = "aHViLXJlY2VpdmVyLWRldi1rZXlzLW5vdC1zZWNyZXQ="
+# What the watcher commands run in another shell beside `dev` (`reconcile`, `numbers`,
+# `health check`, `balance check`) need to reach the fakes and read the numbers' keys.
+_OTHER_SHELL_VARIABLES = (
+    "D360_PARTNER_ID",
+    "D360_API_KEY",
+    "D360_API_BASE",
+    "D360_WABA_BASE",
+    "D360_WABA_V2_BASE",
+    "KEYS_SECRET",
+)
 SINK_PORT = 8702
 SMTP_PORT = 8025
 MAIL_SENDER = "hub-receiver@localhost"
@@ -191,9 +205,19 @@ async def run_dev(
                     f"{DEV_WEBHOOK_SECRET!r} (dev's default; send-test signs with it)",
                 )
             )
+        if "reconcile_interval" not in base.model_fields_set:
+            # On a timer, dev's first pass would learn the sample numbers before the tour's
+            # send-test, and "your number is live" would be no news. One pass by hand instead.
+            overrides["reconcile_interval"] = None
+            lines.append(("reconcile", "by hand in dev (`hub-receiver reconcile`)"))
         env = fakes_environment(
             host=host, hub_port=hub_port, sink_port=sink_port, smtp_port=smtp_port
         )
+        if base.keys_secret is None:
+            # Never printed when it is the user's own: that one is a real secret.
+            overrides["keys_secret"] = DEV_KEYS_SECRET
+            env["KEYS_SECRET"] = DEV_KEYS_SECRET
+            lines.append(("keys secret", "dev's default KEYS_SECRET (public: for trying only)"))
         if with_sinks or fakes_only:
             sink_url = await stack.enter_async_context(
                 serve_app(create_sink_app(SinkState()), host=host, port=sink_port)
@@ -231,6 +255,11 @@ async def run_dev(
         service = f"http://{host}:{port}"
         lines.insert(0, ("service", f"{service}  (hub-receiver send-test channel_live)"))
         announce(_banner("hub-receiver dev is running", lines))
+        announce(
+            "For `reconcile`, `numbers set-key`, `health check` and `balance check` in "
+            "another shell:\n  "
+            + export_line({name: env[name] for name in _OTHER_SHELL_VARIABLES if name in env})
+        )
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()

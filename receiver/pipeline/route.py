@@ -127,6 +127,8 @@ def silenced(item: RoutingInput) -> str | None:
     claim = item.claim if item.claim is not None else item.event.claim
     if item.event.event_type in PERMISSION_EVENTS and claim == Claim.REJECTED:
         return "a rejected permission claim notifies no one"
+    if item.event.source == "reconcile" and item.body is not None and item.body.get("baseline"):
+        return "the first reconciliation pass learns the estate; it announces nothing"
     return None
 
 

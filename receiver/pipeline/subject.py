@@ -21,18 +21,19 @@ import orjson
 from receiver.db.tables import Event
 from receiver.db.types import ID_SIZE
 from receiver.ingest.payload import parse_event
-from receiver.ingest.rows import webhook_row
+from receiver.ingest.rows import clamp, webhook_row
 from receiver.partner.facts import channel_facts, client_facts
 from receiver.pipeline.snapshots import storable
 from receiver.routing.subject import RoutingSubject
 from receiver.status import derive_status
-from receiver.vocabulary import CLIENT_EVENTS, WATCH_CLIENT_EVENTS
+from receiver.vocabulary import CLIENT_EVENTS, WATCH_CLIENT_EVENTS, WATCH_EVENTS
 
 Body = Mapping[str, Any]
 
 
 # Top-level keys of a watcher's envelope that are not its own fields (receiver/watch/events.py).
 ENVELOPE_KEYS = frozenset({"event", "source", "data"})
+WATCH_VERIFICATION = "partner_api"  # receiver/watch/events.py: what the watchers store
 
 
 def webhook_body(event: Event) -> Body | None:
@@ -130,13 +131,37 @@ def webhook_event(document: Mapping[str, Any], *, raw_body: str, verification: s
     )
 
 
+def is_watch_envelope(document: Mapping[str, Any]) -> bool:
+    """Whether a body is a watcher's envelope (`{"event": ..., "source": "balance", ...}`)."""
+    source = document.get("source")
+    return document.get("event") in WATCH_EVENTS and isinstance(source, str) and source != "webhook"
+
+
+def watch_event(document: Mapping[str, Any], *, raw_body: str) -> Event:
+    """An unsaved event row for a watcher's envelope, as `record_watch_events` stores it."""
+    parsed = parse_event(document)
+    return Event(
+        source=document["source"],
+        event_type=str(document["event"])[:100],
+        known=True,
+        channel_id=clamp(parsed.channel_id),
+        client_id=clamp(parsed.client_id),
+        phone_number=clamp(parsed.phone_number),
+        raw_body=raw_body,
+        headers={},
+        verification=WATCH_VERIFICATION,
+        parsed=parsed.model_dump(exclude_none=True),
+    )
+
+
 def preview_subject(
     text: str, *, now: datetime, status_change: tuple[str | None, str] | None = None
 ) -> RoutingSubject:
     """The subject of a webhook body as processing builds it from the payload alone.
 
     For `rules test`: the body is taken as an authenticated webhook, stored as the endpoint
-    stores it, its client and channel as processing would store them on an empty database
+    stores it (a watcher's envelope as the watcher stores it, fields as `event.*`), its
+    client and channel as processing would store them on an empty database
     without the Partner API. Raise ValueError when the text is not a JSON object.
     """
     try:
@@ -145,7 +170,10 @@ def preview_subject(
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ValueError("expected a JSON object")  # noqa: TRY004 - one error type for bad files
-    event = webhook_event(document, raw_body=text, verification="signature")
+    if is_watch_envelope(document):
+        event = watch_event(document, raw_body=text)
+    else:
+        event = webhook_event(document, raw_body=text, verification="signature")
     body = webhook_body(event)
     found = payload_snapshots(event, body)
     channel = storable(found.channel) if found.channel is not None else None

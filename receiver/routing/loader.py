@@ -35,6 +35,7 @@ from receiver.routing.ruleset import (
     SourceFile,
     Target,
 )
+from receiver.routing.thresholds import LOW_EVENT, own_crossing
 from receiver.routing.throttle import compile_throttle_key
 from receiver.routing.yamlnodes import Document, Loc, RulesYamlLoader, build_document
 from receiver.vocabulary import CLIENT_TARGET
@@ -356,6 +357,8 @@ def _compile_rule(
                 f"no number is above {max(low):g} and below {min(high):g}; the rule never fires",
                 warning=True,
             )
+    if events is None or LOW_EVENT in events:
+        conditions.extend(own_crossing(tuple(conditions)))
     throttle_key = None
     if rule.throttle_key is not None:
         try:

@@ -14,16 +14,22 @@ counts as direct-payment once its balance has ever been non-zero; the others are
 asked, but once a day instead of every round. `all` treats every client as direct-payment,
 `ID,ID` polls exactly those clients.
 
-A crossing below `BALANCE_LOW` records one `balance_low` event, back to it or above one
-`balance_recovered`; polls in between record nothing. The dedup key counts crossings, so a
-second process or a crash between storing the event and the state never records it twice.
+A crossing below a threshold records one `balance_low` event, back to it or above one
+`balance_recovered`; polls in between record nothing. The thresholds are `BALANCE_LOW` and
+every upper bound the loaded rules put on `event.balance` for `balance_low`
+(`receiver.routing.thresholds`): each (client, threshold) crosses on its own, and the event
+says which (`threshold`, `threshold_op`, `default_threshold`). Whether a client was below a
+threshold is read from its previous reading, so a threshold a new rule adds is told at the
+next crossing, not at once. The dedup key counts the client's crossing polls and names the
+threshold, so a second process or a crash between storing the event and the state never
+records it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,6 +37,10 @@ from typing import Any, Literal
 
 from receiver.db.store import balance as store
 from receiver.partner.client import PartnerAPIError
+from receiver.routing.errors import RulesError
+from receiver.routing.rules_state import load
+from receiver.routing.ruleset import RuleSet
+from receiver.routing.thresholds import Threshold, rule_thresholds
 from receiver.services import Services
 from receiver.settings import Settings
 from receiver.watch.events import WatchEvent, record_watch_events
@@ -160,6 +170,36 @@ def crossing(
     return low, "balance_low" if low else "balance_recovered"
 
 
+def crossings_of(
+    thresholds: Iterable[Threshold],
+    *,
+    previous: Decimal | None,
+    balance: Decimal,
+    was_watched: bool,
+    watched: bool,
+) -> list[tuple[Threshold, Crossing]]:
+    """Each threshold the balance crossed since the previous reading, lowest first.
+
+    An unwatched client (balance only ever 0) is below nothing: it crosses nothing while
+    unwatched and, once watched, crosses every threshold its balance is below.
+    """
+    if not watched:
+        return []
+    found: list[tuple[Threshold, Crossing]] = []
+    for threshold in sorted(set(thresholds)):
+        was_low = was_watched and previous is not None and threshold.below(previous)
+        low = threshold.below(balance)
+        if low != was_low:
+            found.append((threshold, "balance_low" if low else "balance_recovered"))
+    return found
+
+
+def thresholds_of(settings: Settings, rules: RuleSet | None) -> frozenset[Threshold]:
+    """`BALANCE_LOW` and the rules' own thresholds."""
+    default = Threshold(settings.balance_low)
+    return frozenset({default, *(rule_thresholds(rules) if rules is not None else ())})
+
+
 def poll_period(scope: Scope, *, interval: float, nonzero_seen: bool) -> float:
     """Seconds between polls of one client."""
     if direct_payment(scope, nonzero_seen=nonzero_seen):
@@ -174,9 +214,13 @@ def request_cutoff(scope: Scope, *, now: datetime, interval: float, nonzero_seen
     return now - timedelta(seconds=period / 2)
 
 
-def dedup_key(client_id: str, *, crossings: int, kind: Crossing) -> str:
-    """The same crossing always gets the same key: the client and its crossing number."""
-    return f"{client_id}:{crossings}:{kind}"
+def dedup_key(
+    client_id: str, *, crossings: int, kind: Crossing, threshold: Threshold | None = None
+) -> str:
+    """The same crossing always gets the same key: the client, its crossing number and,
+    for a threshold other than `BALANCE_LOW`, the threshold (`lt50`)."""
+    key = f"{client_id}:{crossings}:{kind}"
+    return key if threshold is None else f"{key}:{threshold.text()}"
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -255,12 +299,19 @@ async def balance_pass(
         if (cut := cutoffs[c.client_id]) is None or c.requested_at is None or c.requested_at <= cut
     ]
     result = PassResult(clients=len(due))
+    thresholds = thresholds_of(settings, _loaded_rules(services, now=started))
     async with services.sessions() as session, session.begin():
         round_id = await store.start_round(session, now=started)
     limiter = balance_limiter(services, sleep=sleep)
     for index, candidate in enumerate(due, start=1):
         outcome, detail = await _poll(
-            services, limiter, candidate.client_id, scope, cutoffs[candidate.client_id], result
+            services,
+            limiter,
+            candidate.client_id,
+            scope,
+            cutoffs[candidate.client_id],
+            result,
+            thresholds,
         )
         if progress is not None:
             progress(Progress(index, len(due), candidate.client_id, outcome, detail))
@@ -280,6 +331,7 @@ async def _poll(  # noqa: PLR0917 - private, called once
     scope: Scope,
     cutoff: datetime | None,
     result: PassResult,
+    thresholds: frozenset[Threshold],
 ) -> tuple[str, str]:
     assert services.partner is not None
     settings = services.settings
@@ -307,18 +359,36 @@ async def _poll(  # noqa: PLR0917 - private, called once
     result.read += 1
     nonzero_seen = state.nonzero_seen or reading.balance != 0
     watched = direct_payment(scope, nonzero_seen=nonzero_seen)
-    low, kind = crossing(
-        was_low=state.low,
+    default = Threshold(settings.balance_low)
+    found = crossings_of(
+        thresholds,
+        previous=decimal_of(state.balance),
         balance=reading.balance,
-        threshold=settings.balance_low,
+        was_watched=direct_payment(scope, nonzero_seen=state.nonzero_seen),
         watched=watched,
     )
-    crossings = state.crossings + (1 if kind is not None else 0)
-    if kind is not None:
-        event = _event(
-            client_id, kind, reading, crossings, previous=state.balance, settings=settings
-        )
-        result.events += len(await record_watch_events(services, [event]))
+    low = watched and default.below(reading.balance)
+    crossings = state.crossings + (1 if found else 0)
+    if found:
+        events = [
+            _event(
+                client_id,
+                kind,
+                reading,
+                dedup_key(
+                    client_id,
+                    crossings=crossings,
+                    kind=kind,
+                    threshold=None if threshold == default else threshold,
+                ),
+                threshold=threshold,
+                default=threshold == default,
+                previous=state.balance,
+            )
+            for threshold, kind in found
+        ]
+        result.events += len(await record_watch_events(services, events))
+    kind = ", ".join(f"{k} ({t.op} {format(t.bound, 'f')})" for t, k in found) or None
     balance, total = _text(reading.balance), _text(reading.total_price)
     assert balance is not None
     changed = (balance, reading.currency, total) != (
@@ -350,22 +420,28 @@ def _event(
     client_id: str,
     kind: Crossing,
     reading: Reading,
-    crossings: int,
+    key: str,
     *,
+    threshold: Threshold,
+    default: bool,
     previous: str | None,
-    settings: Settings,
 ) -> WatchEvent:
     fields = {
         "balance": reading.balance,
         "currency": reading.currency,
         "total_price": reading.total_price,
-        "threshold": settings.balance_low,
+        # Whole thresholds as integers, so `where: {event.threshold: 50}` (text) matches.
+        "threshold": int(threshold.bound)
+        if threshold.bound == threshold.bound.to_integral_value()
+        else threshold.bound,
+        "threshold_op": threshold.op,
+        "default_threshold": default,
         "previous_balance": decimal_of(previous),
     }
     return WatchEvent(
         event_type=kind,
         source=SOURCE,
-        dedup_key=dedup_key(client_id, crossings=crossings, kind=kind),
+        dedup_key=key,
         data={
             "client_id": client_id,
             "balance": _text(reading.balance),
@@ -375,6 +451,18 @@ def _event(
         client_id=client_id,
         fields=fields,
     )
+
+
+def _loaded_rules(services: Services, *, now: datetime) -> RuleSet | None:
+    """The rules this process routes with; a CLI run loads them (None when they do not load:
+    `BALANCE_LOW` alone is still watched, and start-up or `rules check` names the problem)."""
+    if services.rules_holder is not None:
+        return services.rules_holder.current
+    try:
+        return load(services.settings, now=now).rules
+    except RulesError as exc:
+        log.warning("routing rules not loaded (%s); watching BALANCE_LOW only", exc)
+        return None
 
 
 class BalanceWatcher:

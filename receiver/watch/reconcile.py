@@ -93,6 +93,7 @@ class Pass:
     clients_listed: int = 0
     findings: list[WatchEvent] = field(default_factory=list)
     recorded: list[int] = field(default_factory=list)
+    baseline: bool = False  # the first pass: what was never seen is learned, not announced
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,7 @@ class Pass:
             "clients_listed": self.clients_listed,
             "found": len(self.findings),
             "recorded": len(self.recorded),
+            "baseline": self.baseline,
             "findings": [
                 {
                     "event": f.event_type,
@@ -112,6 +114,10 @@ class Pass:
         }
 
 
+BASELINE_MILESTONE = "reconcile:baseline"
+BASELINE_FIELD = "baseline"
+
+
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "-"
 
@@ -119,8 +125,14 @@ def _iso(value: datetime | None) -> str:
 def channel_findings(
     listed: list[dict[str, Any]],
     known: dict[str, tuple[str | None, datetime]],
+    *,
+    baseline: bool = False,
 ) -> list[WatchEvent]:
-    """Listed channels whose derived status is new or differs from the stored one (pure)."""
+    """Listed channels whose derived status is new or differs from the stored one (pure).
+
+    On the `baseline` (first) pass a channel never seen is learned, not announced: the
+    event carries `baseline: true` and routing tells nobody (`pipeline.route.silenced`).
+    """
     found: list[WatchEvent] = []
     for raw in listed:
         channel = storable(raw)
@@ -147,7 +159,12 @@ def channel_findings(
                 channel_id=facts.id,
                 client_id=facts.client_id,
                 phone_number=facts.phone_number,
-                fields={"status_from": before, "status_to": derived.status, "why": derived.why},
+                fields={
+                    "status_from": before,
+                    "status_to": derived.status,
+                    "why": derived.why,
+                    **({BASELINE_FIELD: True} if baseline and stored is None else {}),
+                },
             )
         )
     return found
@@ -175,7 +192,9 @@ def deleted_finding(
     )
 
 
-def client_findings(listed: list[dict[str, Any]], known: set[str]) -> list[WatchEvent]:
+def client_findings(
+    listed: list[dict[str, Any]], known: set[str], *, baseline: bool = False
+) -> list[WatchEvent]:
     found: list[WatchEvent] = []
     for raw in listed:
         client = storable(raw)
@@ -189,6 +208,7 @@ def client_findings(listed: list[dict[str, Any]], known: set[str]) -> list[Watch
                 dedup_key=f"{client_id}:new",
                 data=client,
                 client_id=client_id,
+                fields={BASELINE_FIELD: True} if baseline else {},
             )
         )
     return found
@@ -214,8 +234,11 @@ async def reconcile(
     async with services.sessions() as session:
         known = await store.known_channels(session)
         known_clients = await store.known_client_ids(session)
-        result.findings.extend(client_findings(clients, known_clients))
-        result.findings.extend(channel_findings(channels, known))
+        # The first complete pass learns the estate as it is: thousands of numbers that
+        # already exist are not news, so they are stored but announced to nobody.
+        result.baseline = not await store.milestone_reached(session, name=BASELINE_MILESTONE)
+        result.findings.extend(client_findings(clients, known_clients, baseline=result.baseline))
+        result.findings.extend(channel_findings(channels, known, baseline=result.baseline))
         listed_ids = {channel_facts(c).id for c in channels}
         now = services.clock()
         for channel_id, (status, stamp) in sorted(known.items()):
@@ -229,6 +252,9 @@ async def reconcile(
             )
     if not dry_run and result.findings:
         result.recorded = await record_watch_events(services, result.findings)
+    if not dry_run and result.baseline:
+        async with services.sessions.begin() as session:
+            await store.mark_milestone(session, name=BASELINE_MILESTONE, now=services.clock())
     log.info(
         "reconcile pass: %d channels, %d clients listed; %d found, %d recorded",
         result.channels_listed,

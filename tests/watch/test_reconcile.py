@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from receiver.db.tables import Channel, Event, StatusChange
+from receiver.db.tables import Channel, Delivery, Event, StatusChange
 from receiver.jobs.process import process_event
 from receiver.services import Services
 from receiver.settings import Settings
@@ -124,3 +124,31 @@ async def test_pages_that_repeat_an_item_are_refused() -> None:
 
     with pytest.raises(ListChangedError, match="1 distinct"):
         await list_all(fetch, key="partner_channels", what="channels list", page_size=1)
+
+
+async def test_the_first_pass_learns_the_estate_silently_and_later_news_is_announced(
+    database_url: str, make_settings: Callable[..., Settings], hub: Hub
+) -> None:
+    # A partner with thousands of numbers deploys: the first pass must not send a message
+    # per existing number. What appears after it is news.
+    settings = reconcile_settings(make_settings, database_url, hub)
+    async with open_runtime(settings, role="cli") as services:
+        first = await reconcile(services)
+        await process_all(services, first.recorded)
+        after_first = await rows(services, Delivery)
+        template = dict(hub.state.channels[sorted(hub.state.channels)[0]])
+        hub.state.set_channel(
+            {**template, "id": "nEw9Z9CH", "setup_info": {"phone_number": "+4930999999"}}
+        )
+        second = await reconcile(services)
+        await process_all(services, second.recorded)
+        after_second = await rows(services, Delivery)
+        stored = {c.id for c in await rows(services, Channel)}
+    assert first.baseline and not second.baseline
+    assert first.recorded and all(f.fields.get("baseline") for f in first.findings)
+    assert after_first == []  # learned: stored, announced to nobody
+    assert set(hub.state.channels) <= stored
+    (news,) = second.findings
+    assert news.channel_id == "nEw9Z9CH" and "baseline" not in news.fields
+    assert {d.rule_name for d in after_second} >= {"team hears what reconciliation found"}
+    assert {d.event_id for d in after_second} == set(second.recorded)

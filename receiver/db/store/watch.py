@@ -124,3 +124,26 @@ async def channel_snapshot(session: AsyncSession, *, channel_id: str) -> dict[st
 
 async def known_client_ids(session: AsyncSession) -> set[str]:
     return set((await session.scalars(select(Client.id))).all())
+
+
+# A milestone is a lease row that never expires: the same table, no extra migration.
+_MILESTONE_HOLDER = "done"
+
+
+async def milestone_reached(session: AsyncSession, *, name: str) -> bool:
+    """Whether `name` was marked (e.g. the first complete reconciliation pass)."""
+    found = await session.scalar(
+        select(Lease.name).where(Lease.name == name, Lease.holder == _MILESTONE_HOLDER)
+    )
+    return found is not None
+
+
+async def mark_milestone(session: AsyncSession, *, name: str, now: datetime) -> None:
+    until = now + timedelta(days=365 * 100)
+    await session.execute(
+        upsert(session, Lease)
+        .values(name=name, holder=_MILESTONE_HOLDER, until=until)
+        .on_conflict_do_update(
+            index_elements=["name"], set_={"holder": _MILESTONE_HOLDER, "until": until}
+        )
+    )
