@@ -63,9 +63,17 @@ class DeliveryState(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # will be retried
     DEAD = "dead"  # retries exhausted or a permanent failure
-    HELD = "held"  # over the per-client cap; released by hand
+    # Over the per-client cap (released by hand), or muted by the rule's time window
+    # (`held_by` says which; the catch-up watcher summarises it when the window ends).
+    HELD = "held"
+    SUMMARISED = "summarised"  # was held by a mute window; told in catch-up `summary_id`
     SKIPPED = "skipped"
     THROTTLED = "throttled"
+    # Grouping (a rule's `group_by`): a member waits in its notification group as `grouped`;
+    # when the group is flushed one member's row carries the group's message (pending ->
+    # sent) and the others become `sent_in_group`.
+    GROUPED = "grouped"
+    SENT_IN_GROUP = "sent_in_group"
 
 
 class Claim(StrEnum):

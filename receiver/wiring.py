@@ -23,6 +23,8 @@ from receiver.routing.rules_state import RulesHolder, load
 from receiver.services import Role, Services, base_services, partner_client, utc_now
 from receiver.settings import Settings
 from receiver.watch.balance import BalanceWatcher
+from receiver.watch.catch_up import CatchUpWatcher
+from receiver.watch.groups import GroupFlusher
 from receiver.watch.health import HealthWatcher
 from receiver.watch.keys import check_keys_readable
 from receiver.watch.limiter import SharedLimiter
@@ -37,7 +39,7 @@ PARTNER_API_LIMIT = "partner_api"  # the rate_slots row every Partner API reques
 
 def watchers() -> list[Watcher]:
     """Every watcher the scheduler runs (each decides from settings whether it is on)."""
-    return [Reconciler(), HealthWatcher(), BalanceWatcher()]
+    return [Reconciler(), HealthWatcher(), BalanceWatcher(), CatchUpWatcher(), GroupFlusher()]
 
 
 def partner_rate(services: Services) -> SharedLimiter | None:

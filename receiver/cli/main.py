@@ -160,6 +160,7 @@ def _rules_check(_args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     targets = ", ".join(
         f"{name}{'' if target.configured else ' (not configured)'}"
+        + (f" -> fallback {target.fallback}" if target.fallback else "")
         for name, target in rules.targets.items()
     )
     print(f"{settings.rules_path}: {len(rules.rules)} rules OK; targets: {targets or 'none'}")
@@ -181,6 +182,14 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.routing.explain import explain, explanation_as_dict, format_explanation
     from receiver.services import utc_now
 
+    if args.cases is not None:
+        if args.event_file is not None or args.status or args.brief:
+            print("give either EVENT.json or --cases PATH (with --json at most)", file=sys.stderr)
+            return 2
+        return _rules_test_cases(args, settings)
+    if args.event_file is None:
+        print("give EVENT.json, or --cases PATH", file=sys.stderr)
+        return 2
     loaded = _load_rules_or_report(settings)
     if loaded is None:
         return 1
@@ -234,6 +243,57 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
 
         print(unconfigured_targets_note(unconfigured), file=sys.stderr)
     return 0
+
+
+def _rules_test_cases(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    import orjson
+
+    from receiver.pipeline.snapshots import storable
+    from receiver.pipeline.subject import preview_subject
+    from receiver.routing.cases import (
+        Case,
+        CasesError,
+        format_results,
+        load_cases,
+        results_as_dict,
+        run_cases,
+    )
+    from receiver.routing.subject import RoutingSubject
+    from receiver.services import utc_now
+
+    try:
+        cases = load_cases(Path(args.cases))
+    except CasesError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    loaded = _load_rules_or_report(settings)
+    if loaded is None:
+        return 1
+    now = utc_now()
+
+    def subject_of(case: Case) -> RoutingSubject:
+        # The subject `rules test EVENT.json` builds (the production parser, row and
+        # subject); the case's channel and client stand in for what enrichment stores.
+        text = orjson.dumps(case.event).decode()
+        subject = preview_subject(text, now=case.at or now, status_change=case.change)
+        found: dict[str, Any] = {}
+        if case.channel is not None:
+            found["channel"] = storable(case.channel)
+        if case.client is not None:
+            found["client"] = storable(case.client)
+        if case.claim is not None:  # what `event_fields` adds for a judged permission claim
+            found["event"] = {**subject.event, "claim": str(case.claim)}
+        return replace(subject, **found)
+
+    results = run_cases(loaded.rules, cases, build_subject=subject_of)
+    if args.json:
+        print(json.dumps(results_as_dict(results), indent=2))
+    else:
+        print(format_results(results))
+    return 0 if all(result.passed for result in results) else 1
 
 
 def _send_test(args: argparse.Namespace, settings: Settings) -> int:
@@ -483,9 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules_check.set_defaults(handler=_rules_check)
     rules_test = rules_commands.add_parser(
-        "test", help="which rules match EVENT.json, and the messages"
+        "test", help="which rules match EVENT.json, and the messages; or run --cases"
     )
-    rules_test.add_argument("event_file", metavar="EVENT.json")
+    rules_test.add_argument("event_file", metavar="EVENT.json", nargs="?")
+    rules_test.add_argument(
+        "--cases",
+        metavar="PATH",
+        help="run the rule test cases in a YAML file or folder; exit 1 when one fails",
+    )
     rules_test.add_argument("--status", help="simulate a status change, e.g. draft:live or live")
     rules_test.add_argument("--brief", action="store_true", help="only the rules that match")
     rules_test.add_argument("--json", action="store_true")

@@ -385,7 +385,7 @@ async def deliveries_list(
                     s["event_type"],
                     s["rule"],
                     s["target"],
-                    s["state"],
+                    _delivery_state(s),
                     str(s["attempts"]),
                     s["last_error"] or "",
                 ]
@@ -395,6 +395,14 @@ async def deliveries_list(
         )
     )
     return 0
+
+
+def _delivery_state(item: dict[str, Any]) -> str:
+    """The state, and for a delivery a mute window held, which window and until when."""
+    if not item.get("held_by"):
+        return str(item["state"])
+    until = item.get("held_until")
+    return f"{item['state']} ({item['held_by']}, until {until or 'no end in sight'})"
 
 
 async def deliveries_retry(settings: Settings, *, ids: Sequence[int], all_dead: bool) -> int:

@@ -6,6 +6,7 @@ channels          latest snapshot and derived status per channel
 clients           latest snapshot per client
 status_changes    one row per observed status change of a channel
 deliveries        one row per (event, rule, target, replay round): the notification record
+notification_groups per (rule, target, group key): a `group_by` rule's open or sent group
 delivery_attempts every try of a delivery, with its outcome
 throttles         per (rule, key): until when further matches are suppressed
 number_health     per channel: its API key (encrypted) and last health check
@@ -186,11 +187,47 @@ class Delivery(Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A delivery held by its rule's mute window: "mute:<interval name>", and when the window
+    # ends as far as routing could tell. The catch-up watcher claims such rows after
+    # `held_until` and sets `summary_id` to the one summary delivery that told about them.
+    held_by: Mapped[str | None] = mapped_column(String(220))
+    held_until: Mapped[datetime | None]
+    summary_id: Mapped[int | None] = mapped_column(BigId)
+    # A `group_by` rule's member: its group, and the template context the group's message
+    # lists it with (rendered when the group is flushed, maybe by another process).
+    group_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    group_context: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         UniqueConstraint("event_id", "rule_name", "target_name", "replay_round"),
         Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_deliveries_held_by_held_until", "held_by", "held_until"),
     )
+
+
+class NotificationGroup(Base):
+    """Members of a `group_by` rule collected for one message per (rule, target, group key).
+
+    `collecting` until `flush_at` (first member + group_wait, or last_sent_at +
+    group_interval for a follow-up); a flusher claims it with a conditional update and sends
+    one message for its `grouped` members, leaving it `notified` until a new member arrives.
+    """
+
+    __tablename__ = "notification_groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_name: Mapped[str] = mapped_column(String(200))
+    target_name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of `group_key`
+    group_key: Mapped[dict[str, Any]]  # {path: value} of the rule's group_by
+    template: Mapped[str | None] = mapped_column(String(100))  # the first member's
+    state: Mapped[str] = mapped_column(String(20))  # collecting | notified
+    first_at: Mapped[datetime]
+    flush_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_sent_at: Mapped[datetime | None]
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)  # messages sent so far
+
+    __table_args__ = (UniqueConstraint("rule_name", "target_name", "key_hash"),)
 
 
 class DeliveryAttempt(Base):
@@ -300,3 +337,19 @@ class BalanceRound(Base):
     finished_at: Mapped[datetime | None] = mapped_column(index=True)
     clients: Mapped[int] = mapped_column(Integer, default=0)  # answers read
     errors: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TargetHealth(Base):
+    """A named target's run of failed attempts, and whether its fallback was told about it.
+
+    Written in the transaction that records each attempt; `told_failing_at` and
+    `told_recovered_at` are set by conditional updates, so two workers never both tell.
+    """
+
+    __tablename__ = "target_health"
+
+    target_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]  # the first failed attempt of the current run
+    told_failing_at: Mapped[datetime | None]  # set once per run; cleared by the recovery
+    told_recovered_at: Mapped[datetime | None]

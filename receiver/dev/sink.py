@@ -2,7 +2,8 @@
 
 Used by the delivery tests and by `hub-receiver dev`, so a person can point a rule at
 `json://127.0.0.1:PORT/anything` and read `GET /_received` to see what went out.
-Failures can be injected (`fail_next`, `always_fail`, `hang`) to exercise retry paths.
+Failures can be injected (`fail_next`, `always_fail`, `fail_path`, `hang`) to exercise retry
+paths.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class SinkState:
         self._fail_next = 0
         self._fail_next_status = 500
         self._always_fail: int | None = None
+        self._failing_paths: dict[str, int] = {}
         self._hang_seconds = 0.0
         # Set by recover(): releases requests that are hanging, so a test's server can stop.
         self._released = asyncio.Event()
@@ -77,6 +79,13 @@ class SinkState:
     def always_fail(self, status: int) -> None:
         self._always_fail = status
 
+    def fail_path(self, path: str, status: int = 500) -> None:
+        """Answer every request to `path` with `status` until `heal_path` or `recover()`."""
+        self._failing_paths[path] = status
+
+    def heal_path(self, path: str) -> None:
+        self._failing_paths.pop(path, None)
+
     def hang(self, seconds: float) -> None:
         """Sleep `seconds` before answering each request, until `recover()`."""
         self._hang_seconds = seconds
@@ -85,10 +94,13 @@ class SinkState:
     def recover(self) -> None:
         self._fail_next = 0
         self._always_fail = None
+        self._failing_paths.clear()
         self._hang_seconds = 0.0
         self._released.set()
 
-    def _next_status(self) -> int:
+    def _next_status(self, path: str = "") -> int:
+        if path in self._failing_paths:
+            return self._failing_paths[path]
         if self._always_fail is not None:
             return self._always_fail
         if self._fail_next > 0:
@@ -122,7 +134,7 @@ async def _receive(request: Request) -> Response:
         body: Any = json.loads(raw) if raw else None
     except ValueError:
         body = raw.decode("utf-8", errors="replace")
-    status = state._next_status()
+    status = state._next_status(request.url.path)
     await state._record(
         ReceivedRequest(
             method=request.method,

@@ -26,6 +26,9 @@ OPEN_DELIVERY_STATES = (
     DeliveryState.FAILED,
     DeliveryState.DEAD,
     DeliveryState.HELD,
+    # Waiting in its notification group; `summarised` and `sent_in_group` are terminal
+    # (they grow without bound) and are left out like `sent`.
+    DeliveryState.GROUPED,
 )
 QUERY_TIMEOUT = 2.0
 

@@ -287,6 +287,9 @@ def delivery_item(row: Delivery, *, event_type: str, full: bool = False) -> dict
         "updated_at": _iso(row.updated_at),
         "sent_at": _iso(row.sent_at),
     }
+    if row.held_by is not None:
+        # Only on held (and later summarised) rows, so other listings keep their shape.
+        item.update(held_by=row.held_by, held_until=_iso(row.held_until))
     if full:
         item.update(
             body=row.body,

@@ -38,6 +38,8 @@ def rules_view(loaded: LoadedRules) -> dict[str, Any]:
                 "line": target.line,
                 "configured": target.configured,
                 "url": delivery.mask(target.url) if target.configured else None,
+                "fallback": target.fallback,
+                "failing_after": target.failing_after,
             }
             for target in rules.targets.values()
         ],

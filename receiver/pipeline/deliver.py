@@ -21,13 +21,16 @@ from receiver.db.store import channels, deliveries
 from receiver.db.tables import Delivery, Event
 from receiver.logs import bind_event
 from receiver.notify import apprise as transport
-from receiver.queue import JobContext, RetryLater
+from receiver.pipeline import fallbacks
+from receiver.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.services import Services
 from receiver.vocabulary import CLIENT_EVENTS, CLIENT_TARGET, DeliveryState
 
 log = logging.getLogger("receiver.deliver")
 
 DB_RETRY = 2.0  # seconds before a job retries after the database failed under it
+# The name jobs/registry.py runs `deliver` under (jobs sit above this layer).
+DELIVER_JOB = "deliver"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ async def resolve_url(
         return None, f"cannot email the client: {exc}"
 
 
-def _unrecorded(services: Services) -> dict[int, tuple[Delivery, Outcome]]:
+def _unrecorded(services: Services) -> dict[int, tuple[Delivery, Event, Outcome]]:
     """Outcomes this process could not write (database down): written on the job's retry."""
     found = services.extras.setdefault("unrecorded_deliveries", {})
     assert isinstance(found, dict)
@@ -122,8 +125,8 @@ async def _deliver(services: Services, delivery_id: int) -> None:
     pending = _unrecorded(services).get(delivery_id)
     if pending is not None:
         # Sent (or tried) earlier by this process; only the record is missing. Never resend.
-        row, outcome = pending
-        await _record_or_keep(services, row, outcome)
+        row, event, outcome = pending
+        await _record_or_keep(services, row, event, outcome)
         _retry_if_due(services, outcome)
         return
     try:
@@ -136,12 +139,13 @@ async def _deliver(services: Services, delivery_id: int) -> None:
     if claimed is None:
         services.metrics.jobs.labels(function="deliver", outcome="skipped").inc()
         return
-    row, event = claimed
-    if event is None:  # the event was deleted under us (retention never deletes unsent ones)
+    row, found = claimed
+    if found is None:  # the event was deleted under us (retention never deletes unsent ones)
         return
+    event = found
     with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
         outcome = await _attempt(services, row, event)
-        await _record_or_keep(services, row, outcome)
+        await _record_or_keep(services, row, event, outcome)
         kind = row.target_kind
         if outcome.state == DeliveryState.SENT:
             services.metrics.delivery_latency.labels(target_kind=kind).observe(
@@ -170,12 +174,14 @@ def _retry_if_due(services: Services, outcome: Outcome) -> None:
         raise RetryLater(max(0.0, (outcome.next_attempt_at - services.clock()).total_seconds()))
 
 
-async def _record_or_keep(services: Services, row: Delivery, outcome: Outcome) -> None:
+async def _record_or_keep(
+    services: Services, row: Delivery, event: Event, outcome: Outcome
+) -> None:
     """Write the outcome; if the database is down, keep it and retry the job shortly."""
     try:
-        await _record(services, row, outcome)
+        notices = await _record(services, row, event, outcome)
     except DATABASE_ERRORS as exc:
-        _unrecorded(services)[row.id] = (row, outcome)
+        _unrecorded(services)[row.id] = (row, event, outcome)
         log.warning(
             "delivery %s but its outcome cannot be written yet (%s); retrying",
             outcome.state,
@@ -183,6 +189,17 @@ async def _record_or_keep(services: Services, row: Delivery, outcome: Outcome) -
         )
         raise RetryLater(DB_RETRY) from exc
     _unrecorded(services).pop(row.id, None)
+    await _hand_over(services, notices)
+
+
+async def _hand_over(services: Services, delivery_ids: list[int]) -> None:
+    """Queue the fallback notices just committed; the sweep covers a failed hand-over."""
+    if not delivery_ids or services.queue is None:
+        return
+    try:
+        await services.queue.enqueue_many([JobRequest(DELIVER_JOB, i) for i in delivery_ids])
+    except QueueUnavailableError:
+        log.warning("queue unavailable: fallback notices %s left for the sweep", delivery_ids)
 
 
 async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
@@ -214,10 +231,11 @@ async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
     return Outcome(state=DeliveryState.FAILED, error=result.error, next_attempt_at=retry_at)
 
 
-async def _record(services: Services, row: Delivery, outcome: Outcome) -> None:
+async def _record(services: Services, row: Delivery, event: Event, outcome: Outcome) -> list[int]:
+    """Write the outcome and, in the same transaction, the target's health and notices."""
     now = services.clock()
     async with services.sessions.begin() as session:
-        await deliveries.record_outcome(
+        recorded = await deliveries.record_outcome(
             session,
             delivery_id=row.id,
             attempt=row.attempts,
@@ -225,5 +243,19 @@ async def _record(services: Services, row: Delivery, outcome: Outcome) -> None:
             state=outcome.state,
             error=outcome.error,
             next_attempt_at=outcome.next_attempt_at,
+            now=now,
+        )
+        if not recorded or services.rules_holder is None:
+            # Written by an earlier run of this job (counted and told then), or a process
+            # without rules (it cannot know a fallback).
+            return []
+        return await fallbacks.after_outcome(
+            session,
+            row=row,
+            event=event,
+            state=outcome.state,
+            error=outcome.error,
+            rules=services.rules.current,
+            renderer=services.rules.renderer,
             now=now,
         )

@@ -19,6 +19,7 @@ re-enrichment and replay alike:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from receiver.db.engine import Session
-from receiver.db.store import channels, deliveries, throttles
+from receiver.db.store import channels, deliveries, groups, throttles
 from receiver.db.tables import Channel, Client, Event
 from receiver.messages.context import build_context
 from receiver.messages.render import Renderer
@@ -237,6 +238,8 @@ async def route(
         throttled = False
         if mode is not RouteMode.FORCE and missing:
             throttled = await _throttled(session, match, now=now, take=mode is RouteMode.RECORD)
+        # Decided at routing time with `now`: a forced resend is someone asking for it now.
+        hold = None if mode is RouteMode.FORCE else rules.hold(match.rule, now=now)
         context = build_context(
             subject,
             rule=match.rule,
@@ -262,6 +265,38 @@ async def route(
                 now=now,
                 throttled=throttled,
             )
+            if hold is not None and row["state"] == DeliveryState.PENDING:
+                # Held, not dropped: the catch-up watcher tells the target when it ends.
+                row.update(
+                    state=DeliveryState.HELD,
+                    last_error=hold.reason,
+                    held_by=hold.held_by,
+                    held_until=hold.until,
+                    enqueued_at=None,
+                )
+            if (
+                match.group_key is not None
+                and row["state"] == DeliveryState.PENDING
+                and mode is not RouteMode.FORCE
+            ):
+                # A member waits in its group; the flusher (watch/groups.py) sends one
+                # message for the group's members when its window ends.
+                row.update(
+                    state=DeliveryState.GROUPED,
+                    enqueued_at=None,
+                    group_context=member_context(context),
+                )
+                if action == "create" and mode is RouteMode.RECORD:
+                    row["group_id"] = await groups.join_group(
+                        session,
+                        rule=match.rule,
+                        target=target,
+                        key=match.group_key,
+                        template=match.template,
+                        wait=match.group_wait,
+                        interval=match.group_interval,
+                        now=now,
+                    )
             new_id: int | None = None
             if action != "exists" and mode is not RouteMode.PLAN:
                 row.update(replay_round=routed.replay_round, forced=mode is RouteMode.FORCE)
@@ -284,6 +319,12 @@ async def route(
                 )
             )
     return routed
+
+
+def member_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The context as plain JSON, stored on a grouped member for the group's message."""
+    plain: dict[str, Any] = json.loads(json.dumps(context, default=str))
+    return plain
 
 
 async def _throttled(session: Session, match: RuleMatch, *, now: datetime, take: bool) -> bool:

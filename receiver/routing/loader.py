@@ -25,8 +25,12 @@ from receiver.routing.model import (
     Rule,
     RulesFile,
     StatusMatch,
+    TargetSpec,
+    TimeInterval,
+    TimeRange,
+    TimeSpecModel,
 )
-from receiver.routing.paths import compile_path
+from receiver.routing.paths import Path, compile_path
 from receiver.routing.ruleset import (
     ANY,
     CompiledRule,
@@ -37,20 +41,40 @@ from receiver.routing.ruleset import (
 )
 from receiver.routing.thresholds import LOW_EVENT, own_crossing
 from receiver.routing.throttle import compile_throttle_key
+from receiver.routing.time_intervals import TimeSpec
 from receiver.routing.yamlnodes import Document, Loc, RulesYamlLoader, build_document
 from receiver.vocabulary import CLIENT_TARGET
 
 TargetValidator = Callable[[str], str | None]
 TemplateCheck = Callable[[str], bool]
 NO_PREVIOUS_STATUS = "none"
+DEFAULT_GROUP_WAIT = 30  # seconds, as Alertmanager
+DEFAULT_GROUP_INTERVAL = 300
 
 # Models reachable at a (normalised) location, to list allowed keys for unknown ones.
-_MODELS_AT: dict[Loc, type[RulesFile | Rule | Match | StatusMatch | Condition]] = {
+_MODELS_AT: dict[
+    Loc,
+    type[
+        RulesFile
+        | Rule
+        | Match
+        | StatusMatch
+        | Condition
+        | TargetSpec
+        | TimeInterval
+        | TimeSpecModel
+        | TimeRange
+    ],
+] = {
     (): RulesFile,
     ("rules", "*"): Rule,
     ("rules", "*", "match"): Match,
     ("rules", "*", "match", "status"): StatusMatch,
     ("rules", "*", "match", "where", "*"): Condition,
+    ("time_intervals", "*"): TimeInterval,
+    ("time_intervals", "*", "time_intervals", "*"): TimeSpecModel,
+    ("time_intervals", "*", "time_intervals", "*", "times", "*"): TimeRange,
+    ("targets", "*"): TargetSpec,
 }
 
 
@@ -201,7 +225,8 @@ def _normalise(loc: Loc) -> Loc:
     out: list[str | int] = []
     for index, part in enumerate(loc):
         after_where = index > 0 and loc[index - 1] == "where"
-        out.append("*" if isinstance(part, int) or after_where else part)
+        target_name = index == 1 and loc[0] == "targets"
+        out.append("*" if isinstance(part, int) or after_where or target_name else part)
     return tuple(out)
 
 
@@ -229,7 +254,8 @@ def _compile(
     targets: dict[str, Target] = {}
     warnings: list[RuleProblem] = []
     for item in parsed:
-        for name, url in item.model.targets.items():
+        for name, spec in item.model.targets.items():
+            url = spec.url
             line = item.document.line_of(("targets", name))
             key = f"targets.{name}"
             if name == CLIENT_TARGET:
@@ -259,8 +285,17 @@ def _compile(
                     problems.append(
                         RuleProblem(item.name, line, None, key, f"invalid target URL: {safe}")
                     )
-            targets[name] = Target(name=name, url=url, file=item.name, line=line)
+            targets[name] = Target(
+                name=name,
+                url=url,
+                file=item.name,
+                line=line,
+                fallback=spec.fallback,
+                failing_after=spec.failing_after,
+            )
+    _check_fallbacks(targets, parsed, problems)
     known = sorted([*targets, CLIENT_TARGET])
+    intervals = _compile_intervals(parsed, problems)
     rules: list[CompiledRule] = []
     seen: dict[str, CompiledRule] = {}
     for item in parsed:
@@ -271,6 +306,7 @@ def _compile(
                 position=len(rules),
                 item=item,
                 known_targets=set(known),
+                intervals=intervals,
                 problems=problems,
                 warnings=warnings,
                 template_exists=template_exists,
@@ -289,7 +325,76 @@ def _compile(
                 continue
             seen[rule.name] = compiled
             rules.append(compiled)
-    return RuleSet.build(rules=rules, targets=targets, source=source, warnings=warnings)
+    return RuleSet.build(
+        rules=rules,
+        targets=targets,
+        source=source,
+        warnings=warnings,
+        time_intervals=intervals,
+    )
+
+
+def _check_fallbacks(
+    targets: Mapping[str, Target], parsed: list[_ParsedFile], problems: list[RuleProblem]
+) -> None:
+    """Every `fallback` names another defined target, and no chain of them loops."""
+    documents = {item.name: item.document for item in parsed}
+
+    def problem(target: Target, message: str) -> None:
+        document = documents.get(target.file)
+        line = document.line_of(("targets", target.name, "fallback")) if document else None
+        key = f"targets.{target.name}.fallback"
+        problems.append(RuleProblem(target.file, line or target.line, None, key, message))
+
+    for target in targets.values():
+        if target.fallback is None:
+            continue
+        if target.fallback == target.name:
+            problem(target, f"target {target.name!r} cannot be its own fallback")
+        elif target.fallback == CLIENT_TARGET:
+            problem(target, "a fallback must be a target defined here, not the built-in `client`")
+        elif target.fallback not in targets:
+            defined = ", ".join(sorted(targets)) or "none"
+            problem(target, f"unknown fallback target {target.fallback!r} (defined: {defined})")
+        else:
+            # Follow the chain; a loop back to this target is a cycle (reported per member).
+            chain = [target.name]
+            current = targets[target.fallback]
+            while current.fallback is not None and current.fallback in targets:
+                chain.append(current.name)
+                if current.fallback == target.name:
+                    loop = " -> ".join([*chain, target.name])
+                    problem(target, f"fallback cycle: {loop}")
+                    break
+                if current.fallback in chain or current.fallback == current.name:
+                    break  # a loop further on, reported at its own members
+                current = targets[current.fallback]
+
+
+def _compile_intervals(
+    parsed: list[_ParsedFile], problems: list[RuleProblem]
+) -> dict[str, tuple[TimeSpec, ...]]:
+    intervals: dict[str, tuple[TimeSpec, ...]] = {}
+    first: dict[str, str] = {}
+    for item in parsed:
+        for index, interval in enumerate(item.model.time_intervals):
+            loc: Loc = ("time_intervals", index, "name")
+            line = item.document.line_of(loc)
+            if interval.name in intervals:
+                problems.append(
+                    RuleProblem(
+                        item.name,
+                        line,
+                        None,
+                        _key_text(loc),
+                        f"time interval {interval.name!r} is already defined at "
+                        f"{first[interval.name]}",
+                    )
+                )
+                continue
+            first[interval.name] = f"{item.name}:{line}"
+            intervals[interval.name] = tuple(spec.compile() for spec in interval.time_intervals)
+    return intervals
 
 
 def _compile_rule(
@@ -299,6 +404,7 @@ def _compile_rule(
     position: int,
     item: _ParsedFile,
     known_targets: set[str],
+    intervals: Mapping[str, object],
     problems: list[RuleProblem],
     warnings: list[RuleProblem],
     template_exists: TemplateCheck | None,
@@ -315,6 +421,11 @@ def _compile_rule(
         if target not in known_targets:
             defined = ", ".join(sorted(known_targets))
             problem(("notify", n), f"unknown target {target!r} (defined: {defined})")
+    for key, names in (("mute_during", rule.mute_during), ("active_during", rule.active_during)):
+        for n, interval in enumerate(names or ()):
+            if interval not in intervals:
+                defined = ", ".join(sorted(intervals)) or "none"
+                problem((key, n), f"unknown time interval {interval!r} (defined: {defined})")
     events = None if ANY in rule.match.event else frozenset(rule.match.event)
     named_events = [("event", n, e) for n, e in enumerate(rule.match.event)]
     named_events += [("not_event", n, e) for n, e in enumerate(rule.match.not_event or ())]
@@ -367,6 +478,7 @@ def _compile_rule(
             problem(("throttle_key",), str(exc))
         if rule.throttle is None:
             problem(("throttle_key",), "throttle_key has no effect without throttle", warning=True)
+    group_by = _group_paths(rule, problem)
     if (
         rule.template is not None
         and template_exists is not None
@@ -397,4 +509,25 @@ def _compile_rule(
         stop=rule.stop,
         throttle_seconds=rule.throttle,
         throttle_key=throttle_key,
+        group_by=group_by,
+        group_wait=rule.group_wait or DEFAULT_GROUP_WAIT,
+        group_interval=rule.group_interval or DEFAULT_GROUP_INTERVAL,
+        mute_during=tuple(rule.mute_during or ()),
+        active_during=tuple(rule.active_during or ()),
     )
+
+
+def _group_paths(rule: Rule, problem: Callable[[Loc, str], None]) -> tuple[Path, ...]:
+    """Compile `group_by`; group_wait and group_interval mean nothing without it."""
+    if rule.group_by is None:
+        for key in ("group_wait", "group_interval"):
+            if getattr(rule, key) is not None:
+                problem((key,), f"{key} needs group_by (the paths that make a group)")
+        return ()
+    paths: list[Path] = []
+    for n, text in enumerate(rule.group_by):
+        try:
+            paths.append(compile_path(text))
+        except ValueError as exc:
+            problem(("group_by", n), str(exc))
+    return tuple(paths)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from receiver.routing.paths import MISSING
 from receiver.routing.ruleset import CompiledRule, RuleSet
 from receiver.routing.subject import RoutingSubject
 from receiver.routing.throttle import default_throttle_key
@@ -34,6 +35,10 @@ class RuleMatch:
     throttle_seconds: int | None
     throttle_key: str | None
     stop: bool
+    # A grouped rule's key ({path: value}; a missing value is None) and its timings.
+    group_key: dict[str, object] | None = None
+    group_wait: int = 0
+    group_interval: int = 0
 
 
 def match_rules(ruleset: RuleSet, subject: RoutingSubject) -> list[RuleMatch]:
@@ -132,4 +137,18 @@ def to_match(rule: CompiledRule, subject: RoutingSubject) -> RuleMatch:
         throttle_seconds=rule.throttle_seconds,
         throttle_key=throttle_key,
         stop=rule.stop,
+        group_key=group_key_of(rule, subject),
+        group_wait=rule.group_wait,
+        group_interval=rule.group_interval,
     )
+
+
+def group_key_of(rule: CompiledRule, subject: RoutingSubject) -> dict[str, object] | None:
+    """The values of a grouped rule's `group_by` paths for `subject` (None: not grouped)."""
+    if not rule.group_by:
+        return None
+    key: dict[str, object] = {}
+    for path in rule.group_by:
+        value = path.get(subject.event, subject.channel, subject.client)
+        key[path.text] = None if value is MISSING else value
+    return key

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from receiver.durations import HINT, parse_duration
+from receiver.routing import time_intervals as ti
 
 Scalar = str | int | float | bool | None
 MAX_WINDOW_SECONDS = 366 * 86400
@@ -82,6 +83,7 @@ Seconds = Annotated[int, BeforeValidator(_duration, json_schema_input_type=str)]
 Bound = Annotated[float | None, BeforeValidator(_number, json_schema_input_type=float | str | None)]
 TemplateName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 TargetName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+IntervalName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
 
 class _Strict(BaseModel):
@@ -233,6 +235,149 @@ class Rule(_Strict):
         "{path} placeholders ('{client.id}-{event.violation_type}'). Default: the channel "
         "id, else the client id, else the event type.",
     )
+    group_by: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Dotted paths rooted at event., channel. or client. (e.g. [client.id] or "
+        "[event.type]): matches with the same values within group_wait become one message "
+        "per target that lists them (templates see `group.events` and `group.key`).",
+    )
+    group_wait: Seconds | None = Field(
+        default=None,
+        description="How long a new group collects before its first message: 30s, 5m. "
+        "Default 30s. Needs group_by.",
+    )
+    group_interval: Seconds | None = Field(
+        default=None,
+        description="After a group's message, how long before one follow-up message lists "
+        "the members that arrived since: 5m, 1h. Default 5m. Needs group_by.",
+    )
+    mute_during: list[IntervalName] | None = Field(
+        default=None,
+        description="Names from `time_intervals`: while any of them holds, this rule's "
+        "messages are held (state `held`) and each target gets one catch-up summary "
+        "when the window ends.",
+    )
+    active_during: list[IntervalName] | None = Field(
+        default=None,
+        description="Names from `time_intervals`: outside all of them, this rule's messages "
+        "are held as with `mute_during` and summarised when one of them begins.",
+    )
+
+
+DEFAULT_FAILING_AFTER = 5
+
+
+def _target_shorthand(value: object) -> object:
+    # `name: URL` (or empty) is the short form of `name: {url: URL}`.
+    return {"url": value} if value is None or isinstance(value, str) else value
+
+
+class TargetSpec(_Strict):
+    """A named Apprise target, with where to turn when it fails."""
+
+    url: Annotated[str, BeforeValidator(_none_as_empty, json_schema_input_type=str | None)] = Field(
+        default="",
+        description="The Apprise URL; ${VAR} and ${VAR:-default} come from the environment. "
+        "Empty: the target is disabled (deliveries are recorded as skipped).",
+    )
+    fallback: TargetName | None = Field(
+        default=None,
+        description="Another target (by name; not `client`) told once when a delivery to this "
+        "target dies, and told when this target is failing and when it recovers.",
+    )
+    failing_after: int = Field(
+        default=DEFAULT_FAILING_AFTER,
+        ge=1,
+        description="Consecutive failed attempts after which the fallback is told that this "
+        "target is failing (once; and once when it next succeeds). Default 5.",
+    )
+
+
+TargetEntry = Annotated[
+    TargetSpec,
+    BeforeValidator(_target_shorthand, json_schema_input_type=str | None | TargetSpec),
+]
+
+
+def _span_list(
+    parse: ti.SpanParser,
+) -> Any:
+    def convert(value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise ValueError("expected a list")  # noqa: TRY004
+        return tuple(parse(item) for item in value)
+
+    return BeforeValidator(convert, json_schema_input_type=list[str | int] | None)
+
+
+Weekdays = Annotated[tuple[tuple[int, int], ...] | None, _span_list(ti.parse_weekdays)]
+DaysOfMonth = Annotated[tuple[tuple[int, int], ...] | None, _span_list(ti.parse_days_of_month)]
+Months = Annotated[tuple[tuple[int, int], ...] | None, _span_list(ti.parse_months)]
+Years = Annotated[tuple[tuple[int, int], ...] | None, _span_list(ti.parse_years)]
+
+
+class TimeRange(_Strict):
+    """A part of the local day, from start_time (included) to end_time (excluded)."""
+
+    start_time: str = Field(description="HH:MM, 00:00 to 23:59.")
+    end_time: str = Field(description="HH:MM, after start_time; 24:00 is the end of the day.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        ti.parse_times(self.start_time, self.end_time)
+        return self
+
+    def span(self) -> tuple[int, int]:
+        return ti.parse_times(self.start_time, self.end_time)
+
+
+class TimeSpecModel(_Strict):
+    """When an interval holds: every part given must hold (an empty entry always holds)."""
+
+    times: list[TimeRange] | None = Field(default=None, description="Times of day.")
+    weekdays: Weekdays = Field(
+        default=None, description="Weekdays or ranges: [monday:friday, sunday]."
+    )
+    days_of_month: DaysOfMonth = Field(
+        default=None,
+        description="Days or ranges: ['1:5', '-3:-1'] (negative: from the month's end).",
+    )
+    months: Months = Field(
+        default=None, description="Months by name or number, or ranges: [january:march, 12]."
+    )
+    years: Years = Field(default=None, description="Years or ranges: ['2026:2027'].")
+    location: str = Field(
+        default="UTC",
+        description="IANA time zone the other parts are read in, e.g. Europe/Berlin.",
+    )
+
+    @field_validator("location")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return ti.parse_zone(value)
+
+    def compile(self) -> ti.TimeSpec:
+        times = None if self.times is None else tuple(t.span() for t in self.times)
+        return ti.TimeSpec(
+            times=times,
+            weekdays=self.weekdays,
+            days_of_month=self.days_of_month,
+            months=self.months,
+            years=self.years,
+            location=self.location,
+        )
+
+
+class TimeInterval(_Strict):
+    """A named set of times (Alertmanager's shape) for rules' mute_during/active_during."""
+
+    name: IntervalName = Field(description="Unique name across all rules files.")
+    time_intervals: list[TimeSpecModel] = Field(
+        description="Entries; the interval holds when any entry holds."
+    )
 
 
 class RulesFile(_Strict):
@@ -244,15 +389,18 @@ class RulesFile(_Strict):
         title="hub-receiver routing rules",
     )
 
-    targets: dict[
-        TargetName,
-        Annotated[str, BeforeValidator(_none_as_empty, json_schema_input_type=str | None)],
-    ] = Field(
+    targets: dict[TargetName, TargetEntry] = Field(
         default_factory=dict,
-        description="Named Apprise URLs; ${VAR} and ${VAR:-default} come from the "
-        "environment. An empty value disables the target (deliveries are recorded as "
-        "skipped). `client` is built in and cannot be defined here.",
+        description="Named Apprise URLs (`name: URL`), or `name: {url, fallback, "
+        "failing_after}`; ${VAR} and ${VAR:-default} come from the environment. An empty "
+        "value disables the target (deliveries are recorded as skipped). `client` is built "
+        "in and cannot be defined here.",
     )
     rules: list[Rule] = Field(
         default_factory=list, description="Rules, evaluated in file order (files by name)."
+    )
+    time_intervals: list[TimeInterval] = Field(
+        default_factory=list,
+        description="Named time windows for rules' mute_during/active_during "
+        "(Alertmanager's time_intervals shape).",
     )

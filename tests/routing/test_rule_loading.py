@@ -138,7 +138,7 @@ def test_unknown_event_and_status_names_load_with_warnings() -> None:
         "event; the rule fires only if one arrives with exactly this name",
         "rules.yaml:1: rule 'r': match.status.to[0]: status 'gone' is not a known status "
         "(draft, pending_review, sandbox, live, restricted, banned, pending_deletion, "
-        "unregistered, error, unknown)",
+        "unregistered, error, unknown, deleted)",
     ]
 
 
@@ -178,6 +178,8 @@ def test_the_default_rules_tell_the_team_about_every_known_event_once() -> None:
         fields = {"claim": "confirmed"} if event in PERMISSION_EVENTS else None
         if event == "number_health_changed":  # a change to a state the team must hear about
             fields = {"health_from": "available", "health_to": "blocked"}
+        if event in ("channel_reconciled", "client_reconciled"):  # as the watcher records them
+            fields = {"source": "reconcile"}
         fired = match_rules(ruleset, subject(event, event=fields))
         team = [m for m in fired if "client" not in m.targets]
         assert len(team) == 1, (event, team)

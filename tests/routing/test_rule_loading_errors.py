@@ -47,7 +47,7 @@ def only(text: str, *, env: dict[str, str] | None = None) -> str:
             """,
             "routing_rules/default.yaml:5: rule 'r': continue: unknown key (allowed: name, "
             "description, enabled, match, notify, template, title, body, stop, throttle, "
-            "throttle_key)",
+            "throttle_key, group_by, group_wait, group_interval, mute_during, active_during)",
         ),
         (
             """

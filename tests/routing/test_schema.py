@@ -26,7 +26,7 @@ def test_the_schema_is_a_json_schema_with_title_and_description() -> None:
     assert "${VAR}" in schema["description"]
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"targets", "rules"}
+    assert set(schema["properties"]) == {"targets", "rules", "time_intervals"}
 
 
 def test_every_property_has_a_description() -> None:

@@ -117,9 +117,12 @@ async def record_outcome(
     error: str | None,
     next_attempt_at: datetime | None,
     now: datetime,
-) -> None:
-    """Write a send's outcome on its (still claimed) row, and the attempt beside it."""
-    await session.execute(
+) -> bool:
+    """Write a send's outcome on its (still claimed) row, and the attempt beside it.
+
+    Return False when the row was no longer `sending` (recorded already).
+    """
+    result = await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING)
         .values(
@@ -142,6 +145,7 @@ async def record_outcome(
             error=error,
         )
     )
+    return bool(getattr(result, "rowcount", 1))
 
 
 async def due_delivery_ids(
