@@ -233,13 +233,14 @@ async def route(
         routed.replay_round = max((row.replay_round for row in existing), default=0) + 1
     for match in matches:
         missing = [t for t in match.targets if (match.rule, t) not in sent]
-        # A window is taken only for what will actually be added (never by a re-run); a
-        # forced resend ignores throttles (someone asked for exactly these messages).
-        throttled = False
-        if mode is not RouteMode.FORCE and missing:
-            throttled = await _throttled(session, match, now=now, take=mode is RouteMode.RECORD)
         # Decided at routing time with `now`: a forced resend is someone asking for it now.
         hold = None if mode is RouteMode.FORCE else rules.hold(match.rule, now=now)
+        # A window is taken only for what will actually be sent now (never by a re-run, nor
+        # by a held message: its catch-up summary is throttled when it goes out); a forced
+        # resend ignores throttles (someone asked for exactly these messages).
+        throttled = False
+        if mode is not RouteMode.FORCE and missing and hold is None:
+            throttled = await _throttled(session, match, now=now, take=mode is RouteMode.RECORD)
         context = build_context(
             subject,
             rule=match.rule,

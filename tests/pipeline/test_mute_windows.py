@@ -39,7 +39,7 @@ RULE = "team hears about numbers, quietly"
 EVENTS = "[channel_live, channel_running, account_violation]"
 
 
-def rules(mute: str) -> str:
+def rules(mute: str, extra: str = "") -> str:
     return f"""
 targets:
   ops: ${{OPS_NOTIFY_URL}}
@@ -55,7 +55,7 @@ rules:
     match: {{event: {EVENTS}}}
     notify: ops
     mute_during: [{mute}]
-"""
+{extra}"""
 
 
 # 09:00 in Berlin (UTC+1 in December): inside "morning-meeting" until 09:00 UTC.
@@ -84,11 +84,11 @@ def clock() -> Clock:
 @pytest.fixture
 def settings_for(
     pipeline_settings: MakeSettings, rules_dir: Callable[[str], Path], database_url: str
-) -> Callable[[str], Settings]:
-    def make(mute: str) -> Settings:
+) -> Callable[..., Settings]:
+    def make(mute: str, extra: str = "") -> Settings:
         return pipeline_settings(
             database_url=database_url,
-            rules_path=rules_dir(rules(mute)),
+            rules_path=rules_dir(rules(mute, extra)),
             webhook_shared_secret=[WEBHOOK_TOKEN],
         )
 
@@ -195,6 +195,25 @@ async def test_a_window_that_ends_sends_one_summary_listing_what_it_held(
         await app.run_to_idle()
         assert len(messages(sink)) == 2
         assert (await states(app)).count("sent") == 1
+
+
+async def test_a_held_message_does_not_take_the_throttle_window_of_the_first_one_after_it(
+    settings_for: Callable[..., Settings],
+    start: Callable[[Settings], Any],
+    clock: Clock,
+    sink: Sink,
+) -> None:
+    # Nothing was sent while muted, so nothing may throttle the first message after it.
+    async with start(settings_for("morning-meeting", "    throttle: 6h\n")) as app:
+        await send(app, webhook("channel_live", ACME_LIVE, client_id=ACME))
+        assert await states(app) == ["held"]
+
+        clock.now = WINDOW_END + timedelta(seconds=1)
+        await send(app, webhook("channel_running", ACME_LIVE, client_id=ACME))
+        await app.run_to_idle()
+
+        assert sorted(await states(app)) == ["held", "sent"]
+        assert len(messages(sink)) == 1
 
 
 async def test_a_number_restricted_and_live_again_during_the_window_is_listed_as_resolved(
