@@ -197,6 +197,9 @@ class Delivery(Base):
     # lists it with (rendered when the group is flushed, maybe by another process).
     group_id: Mapped[int | None] = mapped_column(BigId, index=True)
     group_context: Mapped[dict[str, Any] | None]
+    # A held row of a muted `group_by` rule: its group key (canonical JSON), so the catch-up
+    # summary is one per (rule, target, group key) like any grouped message.
+    group_key: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("event_id", "rule_name", "target_name", "replay_round"),

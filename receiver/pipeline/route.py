@@ -274,6 +274,7 @@ async def route(
                     held_by=hold.held_by,
                     held_until=hold.until,
                     enqueued_at=None,
+                    group_key=groups.key_text(match.group_key) if match.group_key else None,
                 )
             if (
                 match.group_key is not None

@@ -1,4 +1,4 @@
-"""The catch-up watcher: when a rule's mute window ends, one summary per (rule, target).
+"""The catch-up watcher: when a rule's mute window ends, one summary per (rule, target, group).
 
 Every CATCH_UP_SECONDS it lists the (rule, target, client) groups with deliveries held by a
 mute window and asks the current rules whether the rule is still muted at the clock's now.
@@ -11,6 +11,7 @@ live again at 04:00) is listed as resolved. The rule's throttle applies to the s
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +111,8 @@ async def _summary_row(
             "target": group.target,
             "window": ", ".join(sorted({i.held_by for i in items if i.held_by})) or "a window",
             "count": len(listed),
+            # A muted group_by rule is summarised per group: {"client.id": "..."}.
+            "group": json.loads(group.group_key) if group.group_key else None,
             "resolved": sum(1 for i in listed if i["resolved"]),
             # Not `items`: Jinja's `catch_up.items` finds dict.items before the key.
             "events": listed,
@@ -130,7 +133,7 @@ async def _summary_row(
     if group.target != CLIENT_TARGET and not url:
         state, reason = DeliveryState.SKIPPED, f"target '{group.target}' is not configured"
     compiled = rules.rule(group.rule)
-    throttle_key = f"catch-up:{group.target}:{group.client_id or ''}"
+    throttle_key = f"catch-up:{group.target}:{group.client_id or ''}:{group.group_key or ''}"
     if state == DeliveryState.PENDING and compiled is not None and compiled.throttle_seconds:
         free = await claim_throttle(
             session,

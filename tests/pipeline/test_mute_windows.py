@@ -23,6 +23,8 @@ from tests.pipeline.support import (
     ACME,
     ACME_DRAFT,
     ACME_LIVE,
+    NORDWIND,
+    NORDWIND_CHANNEL,
     WEBHOOK_TOKEN,
     all_events,
     deliveries_of,
@@ -271,6 +273,31 @@ async def test_two_catch_up_runs_on_one_postgresql_database_send_one_summary(
         assert len(messages(sink)) == 1
         assert await states(one) == ["summarised", "summarised"]
         assert len(await deliveries_of(one.services.sessions, rule=summary_rule(RULE))) == 1
+
+
+async def test_a_muted_group_by_rule_sends_one_summary_per_group_when_the_window_ends(
+    settings_for: Callable[..., Settings],
+    start: Callable[[Settings], Any],
+    clock: Clock,
+    sink: Sink,
+) -> None:
+    # Grouping applies to the summary as to any message: one per (rule, target, group key).
+    grouped = "    group_by: [client.id]\n"
+    async with start(settings_for("morning-meeting", grouped)) as app:
+        await send(app, webhook("channel_live", ACME_LIVE, client_id=ACME))
+        await send(app, webhook("channel_running", ACME_DRAFT, client_id=ACME))
+        await send(app, webhook("channel_live", NORDWIND_CHANNEL, client_id=NORDWIND))
+        assert await states(app) == ["held"] * 3
+
+        clock.now = WINDOW_END + timedelta(seconds=1)
+        await catch_up(app)
+        await catch_up(app)
+
+        titles = sorted(m["title"] for m in messages(sink))
+        assert len(titles) == 2, titles
+        assert titles[0].startswith("Catch-up: 1 held") and f"client.id {NORDWIND}" in titles[0]
+        assert titles[1].startswith("Catch-up: 2 held") and f"client.id {ACME}" in titles[1]
+        assert await states(app) == ["summarised"] * 3
 
 
 async def test_two_catch_up_runs_at_once_in_one_process_send_one_summary(

@@ -24,10 +24,14 @@ COLLECTING = "collecting"  # members wait; a message goes out at flush_at
 NOTIFIED = "notified"  # the last message went out at last_sent_at; nothing waits
 
 
+def key_text(key: Mapping[str, object]) -> str:
+    """A group key as canonical JSON text (values may be any JSON)."""
+    return json.dumps(key, sort_keys=True, default=str, separators=(",", ":"))
+
+
 def key_hash(key: Mapping[str, object]) -> str:
-    """A stable digest of a group key (values may be any JSON)."""
-    text = json.dumps(key, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """A stable digest of a group key."""
+    return hashlib.sha256(key_text(key).encode()).hexdigest()
 
 
 def reopen_at(

@@ -19,6 +19,7 @@ class HeldGroup:
     rule: str
     target: str
     client_id: str | None  # the built-in `client` target: never mix two clients' news
+    group_key: str | None = None  # a muted group_by rule: one summary per group key
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +44,13 @@ def _held() -> ColumnElement[bool]:
 
 
 async def held_groups(session: AsyncSession) -> list[HeldGroup]:
-    """Every (rule, target, client) with deliveries held by a mute window."""
+    """Every (rule, target, client, group key) with deliveries held by a mute window."""
     rows = await session.execute(
-        select(Delivery.rule_name, Delivery.target_name, Delivery.client_id)
+        select(Delivery.rule_name, Delivery.target_name, Delivery.client_id, Delivery.group_key)
         .where(_held())
         .distinct()
     )
-    return [HeldGroup(rule=r, target=t, client_id=c) for r, t, c in rows.all()]
+    return [HeldGroup(rule=r, target=t, client_id=c, group_key=k) for r, t, c, k in rows.all()]
 
 
 async def claim_held(session: AsyncSession, *, group: HeldGroup, now: datetime) -> list[int]:
@@ -63,6 +64,11 @@ async def claim_held(session: AsyncSession, *, group: HeldGroup, now: datetime) 
         if group.client_id is None
         else Delivery.client_id == group.client_id
     )
+    key = (
+        Delivery.group_key.is_(None)
+        if group.group_key is None
+        else Delivery.group_key == group.group_key
+    )
     result = await session.execute(
         update(Delivery)
         .where(
@@ -70,6 +76,7 @@ async def claim_held(session: AsyncSession, *, group: HeldGroup, now: datetime) 
             Delivery.rule_name == group.rule,
             Delivery.target_name == group.target,
             client,
+            key,
         )
         .values(state=DeliveryState.SUMMARISED, updated_at=now)
         .returning(Delivery.id)
