@@ -44,8 +44,12 @@ log = logging.getLogger("receiver.jobs.process")
 MAX_ATTEMPTS = 25  # a poison event stops here, visible as `failed`, instead of looping
 
 
-def _held_leases(services: Services) -> dict[int, datetime]:
-    """Leases this process holds: a retry here may take its own lease back at once."""
+def _held_leases(services: Services) -> dict[int, set[datetime]]:
+    """Leases this process holds or may hold: a retry here may take its own back at once.
+
+    More than one per event when a claim's commit went unanswered (the database went away
+    mid-commit): it may have landed, and then only this process can know the lease is ours.
+    """
     found = services.extras.setdefault("event_leases", {})
     assert isinstance(found, dict)
     return found
@@ -55,17 +59,22 @@ async def claim_event(services: Services, event_id: int) -> Event | None:
     """Take the lease on an unprocessed event; None when it is done or held by another run."""
     now = services.clock()
     lease_until = now + timedelta(seconds=services.settings.event_lease)
-    async with services.sessions.begin() as session:
-        event = await events.claim_event(
-            session,
-            event_id=event_id,
-            now=now,
-            lease_until=lease_until,
-            # A retry after this process could not release its own lease.
-            own_lease=_held_leases(services).get(event_id),
-        )
+    held = _held_leases(services)
+    try:
+        async with services.sessions.begin() as session:
+            event = await events.claim_event(
+                session,
+                event_id=event_id,
+                now=now,
+                lease_until=lease_until,
+                # A retry after this process could not release (or never heard of) its lease.
+                own_leases=held.get(event_id, set()),
+            )
+    except DATABASE_ERRORS:
+        held.setdefault(event_id, set()).add(lease_until)  # the commit may have landed
+        raise
     if event is not None:
-        _held_leases(services)[event_id] = lease_until
+        held[event_id] = {lease_until}
     return event
 
 

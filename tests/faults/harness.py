@@ -47,6 +47,10 @@ FAST_ENV: dict[str, str] = {
     "DELIVERY_TIMEOUT": "5s",
     "ENRICH_MAX_WAIT": "3s",
     "D360_TIMEOUT": "2",
+    # The fault tests count their own webhooks end to end; the watchers would add events of
+    # their own (a reconcile pass over the fake hub at start-up). tests/watch covers them.
+    "RECONCILE_INTERVAL": "off",
+    "BALANCE_INTERVAL": "off",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,12 +62,12 @@ async def claim_event(
     event_id: int,
     now: datetime,
     lease_until: datetime,
-    own_lease: datetime | None,
+    own_leases: Collection[datetime],
 ) -> Event | None:
-    """Lease an unprocessed event that nobody holds (or whose lease is `own_lease`)."""
+    """Lease an unprocessed event that nobody holds (or whose lease is one of `own_leases`)."""
     free = or_(Event.lease_until.is_(None), Event.lease_until < now)
-    if own_lease is not None:
-        free = or_(free, Event.lease_until == own_lease)
+    if own_leases:
+        free = or_(free, Event.lease_until.in_(list(own_leases)))
     result = await session.execute(
         update(Event)
         .where(Event.id == event_id, Event.state == EventState.RECEIVED, free)
