@@ -11,15 +11,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from receiver.db.errors import DATABASE_ERRORS, database_unavailable
 from receiver.db.store import health as store
 from receiver.services import Services
 from receiver.settings import Settings
+
+log = logging.getLogger("receiver.watch.keys")
 
 MAKE_SECRET = (
     'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -167,9 +171,23 @@ async def import_keys(services: Services, *, path: Path) -> int:
 
 
 async def check_keys_readable(services: Services) -> int:
-    """Start-up check: every stored key decrypts under KEYS_SECRET; returns how many keys."""
-    async with services.sessions() as session:
-        stored = await store.encrypted_keys(session)
+    """Start-up check: every stored key decrypts under KEYS_SECRET; returns how many keys.
+
+    A database that cannot be reached at start-up skips the check: the service must still
+    start and answer 503 until the database is back; a key it cannot read then fails its
+    health check with the same advice, one log line per number.
+    """
+    try:
+        async with services.sessions() as session:
+            stored = await store.encrypted_keys(session)
+    except DATABASE_ERRORS as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning(
+            "stored number keys not checked at start-up: database unavailable (%s)",
+            type(exc).__name__,
+        )
+        return 0
     if not stored:
         return 0
     try:
