@@ -155,6 +155,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             # The reconcile watcher would record an event per fake channel at start-up;
             # tests of it turn it on (tests/watch/test_reconcile.py).
             "reconcile_interval": "off",
+            # One limit for all Partner API calls is tested in tests/watch/test_limiter.py
+            # and test_sweep_budget.py (they set their own); elsewhere 5/s only slows tests
+            # that post many events down to a timeout on a loaded machine.
+            "partner_api_rate": "1000/s",
         }
         defaults.update(values)
         return Settings(**defaults)
