@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from receiver.dev.fake_hub import create_fake_hub_app
-from receiver.dev.mailbox import Mailbox, run_mailbox
-from receiver.dev.sample_data import default_state
-from receiver.dev.sink import SinkState, create_sink_app
-from receiver.http.loopback import serve_app
+from receiver.dev.mailbox import Mailbox
 from receiver.settings import Settings
 from tests.pipeline.support import SHIPPED_RULES
 from tests.support.fakes import API_KEY, PARTNER_ID, Hub, Sink
@@ -23,29 +19,6 @@ from tests.support.servers import REDIS_HOST, REDIS_PORT, require
 # and other suites running at the same time on this machine flush db 9 and run workers
 # there, which would take (or drop) our jobs.
 PIPELINE_REDIS_DB = 11
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    state = default_state(PARTNER_ID)
-    async with serve_app(create_fake_hub_app(state, api_key=API_KEY)) as url:
-        yield Hub(state=state, url=url)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    state = SinkState()
-    async with serve_app(create_sink_app(state)) as base_url:
-        try:
-            yield Sink(state=state, base_url=base_url)
-        finally:
-            state.recover()  # releases hanging requests so the server can stop
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with run_mailbox() as box:
-        yield box
 
 
 @pytest.fixture
