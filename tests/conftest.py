@@ -32,10 +32,11 @@ from tests.support.servers import (
     REDIS_HOST,
     REDIS_PORT,
     admin_pg_url,
+    redis_test_db,
     require,
 )
 
-REDIS_TEST_DB = 9
+REDIS_TEST_DB = redis_test_db(0)
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,11 @@ from receiver.dev.mailbox import Mailbox
 from receiver.settings import Settings
 from tests.pipeline.support import SHIPPED_RULES
 from tests.support.fakes import API_KEY, PARTNER_ID, Hub, Sink
-from tests.support.servers import REDIS_HOST, REDIS_PORT, require
+from tests.support.servers import REDIS_HOST, REDIS_PORT, redis_test_db, require
 
-# Not db 9 (tests/conftest.py's `redis_url`): arq's queue key is global within a database,
-# and other suites running at the same time on this machine flush db 9 and run workers
-# there, which would take (or drop) our jobs.
-PIPELINE_REDIS_DB = 11
+# Not `redis_url`'s database (tests/conftest.py): arq's queue key is global within a
+# database, and the other suites flush theirs and run workers there.
+PIPELINE_REDIS_DB = redis_test_db(1)
 
 
 @pytest.fixture

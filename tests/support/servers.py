@@ -37,3 +37,19 @@ def require(host: str, port: int, what: str) -> None:
 
 def admin_pg_url(database: str = "postgres") -> str:
     return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def redis_test_db(offset: int) -> int:
+    """A Redis database of this test process's own (offset 0 or 1 for the two kinds of use).
+
+    arq's queue key is global within a database, so two pytest processes (xdist workers, or
+    a second run on the same machine with TEST_REDIS_DB_BASE set) must never share one: each
+    takes two databases of the sixteen, from TEST_REDIS_DB_BASE (default 2) on.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0) if worker.startswith("gw") else 0
+    base = int(os.environ.get("TEST_REDIS_DB_BASE", "2"))
+    db = base + 2 * index + offset
+    if db > 15:
+        raise RuntimeError(f"no Redis database left for test worker {worker} (db {db} > 15)")
+    return db
