@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "receiver.partner",
             "receiver.status",
+            "receiver.numbers",
             "receiver.routing",
             "receiver.messages",
             "receiver.notify",

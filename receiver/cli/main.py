@@ -177,9 +177,8 @@ def _rules_schema(_args: argparse.Namespace, _settings: Settings) -> int:
 def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from receiver.messages.context import build_context
-    from receiver.pipeline.subject import preview_status_why, preview_subject
-    from receiver.routing.explain import explain, explanation_as_dict, format_explanation
+    from receiver.ops.rules import parse_status_change, test_event
+    from receiver.routing.explain import explanation_as_dict, format_explanation
     from receiver.services import utc_now
 
     if args.cases is not None:
@@ -193,48 +192,26 @@ def _rules_test(args: argparse.Namespace, settings: Settings) -> int:
     loaded = _load_rules_or_report(settings)
     if loaded is None:
         return 1
-    change = None
-    if args.status:
-        before, _, after = args.status.rpartition(":")
-        change = (before or None, after)
+    change = parse_status_change(args.status) if args.status else None
     try:
         text = Path(args.event_file).read_text(encoding="utf-8")
-        # Built by the code production routes with: the same parser, row and subject.
-        subject = preview_subject(text, now=utc_now(), status_change=change)
+        tested = test_event(loaded, settings, text, status_change=change, now=utc_now())
     except (OSError, ValueError) as exc:
         print(f"cannot read {args.event_file}: {exc}", file=sys.stderr)
         return 2
-    # What production's messages say about Partner API details with this configuration
-    # (`rules test` does not call the Partner API; with it configured, the payload stands in).
-    enrichment = "enriched" if settings.partner_api_configured else "not_configured"
-    explanation = explain(
-        loaded.rules,
-        subject,
-        loaded.renderer,
-        build_context=lambda subject, rule: build_context(
-            subject,
-            rule=rule,
-            status_why=preview_status_why(subject),
-            enriched=enrichment == "enriched",
-            enrichment=enrichment,
-        ),
-    )
     if args.json:
-        print(json.dumps(explanation_as_dict(explanation), indent=2))
+        print(json.dumps(explanation_as_dict(tested.explanation), indent=2))
     else:
         from receiver.cli.terminal import clean_lines
 
-        print(clean_lines(format_explanation(explanation, verbose=not args.brief)))
-    if change is None and subject.channel is not None:
-        from receiver.partner.facts import channel_facts
-        from receiver.status import derive_status
-
-        derived = derive_status(channel_facts(subject.channel))
+        print(clean_lines(format_explanation(tested.explanation, verbose=not args.brief)))
+    if tested.reads_as is not None:
+        status, why = tested.reads_as
         print(
             f"note: no status change simulated. This body's channel reads as "
-            f"'{derived.status}' ({derived.why}); production compares that with the stored "
-            f"status: `--status {derived.status}` shows a first sighting, "
-            f"`--status OLD:{derived.status}` a change.",
+            f"'{status}' ({why}); production compares that with the stored "
+            f"status: `--status {status}` shows a first sighting, "
+            f"`--status OLD:{status}` a change.",
             file=sys.stderr,
         )
     unconfigured = [name for name, target in loaded.rules.targets.items() if not target.configured]

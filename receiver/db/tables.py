@@ -133,6 +133,7 @@ class Channel(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str | None] = mapped_column(String(64), index=True)
     phone_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    display_name: Mapped[str | None] = mapped_column(Text)  # setup_info.phone_name
     status: Mapped[str | None] = mapped_column(String(40))
     status_why: Mapped[str | None] = mapped_column(Text)
     snapshot: Mapped[dict[str, Any]]

@@ -311,7 +311,8 @@ async def retry(request: Request) -> Response:
 @admin("show rules")
 async def show_rules(request: Request) -> Response:
     _check_names(request, ())
-    return JSONResponse(rules_view(_services(request).rules.loaded))
+    holder = _services(request).rules
+    return JSONResponse(rules_view(holder.loaded, holder.last_reload))
 
 
 @admin("reload rules")
@@ -331,7 +332,7 @@ async def reload(request: Request) -> Response:
             },
             status_code=422,
         )
-    return JSONResponse({"reloaded": True, **rules_view(loaded)})
+    return JSONResponse({"reloaded": True, **rules_view(loaded, services.rules.last_reload)})
 
 
 def admin_routes() -> list[Route]:

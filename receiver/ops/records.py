@@ -29,6 +29,8 @@ from receiver.db.tables import (
 )
 from receiver.db.types import MAX_ID
 from receiver.durations import parse_duration
+from receiver.numbers import action_needed, number_registration
+from receiver.partner.facts import channel_facts
 from receiver.services import Services
 from receiver.status import ChannelStatus
 from receiver.vocabulary import DeliveryState, EventState
@@ -40,6 +42,8 @@ RECENT_EVENTS = 10
 EVENT_STATES = tuple(state.value for state in EventState)
 DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 CHANNEL_STATES = tuple(status.value for status in ChannelStatus)
+# Who stored an event: 360dialog's webhook, the permission callback, or a watcher.
+EVENT_SOURCES = ("webhook", "callback", "reconcile", "health", "balance")
 
 
 class FilterError(ValueError):
@@ -58,6 +62,7 @@ class Filters:
     target: str | None = None
     external_id: str | None = None
     search: str | None = None  # events: our id, 360dialog's id, channel, client or phone
+    source: str | None = None  # events: webhook | callback | partner_api (the watchers)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,11 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def check_source(source: str | None) -> None:
+    if source is not None and source not in EVENT_SOURCES:
+        raise FilterError(f"source must be one of {', '.join(EVENT_SOURCES)}")
+
+
 def check_state(state: str | None, allowed: Sequence[str]) -> None:
     if state is not None and state not in allowed:
         raise FilterError(f"state must be one of {', '.join(allowed)}")
@@ -133,6 +143,7 @@ def _page(rows: Sequence[T], window: Window) -> tuple[Sequence[T], bool]:
 async def list_events(services: Services, *, filters: Filters, window: Window) -> Page:
     """A page of events, newest first; raise FilterError for a value that selects nothing."""
     check_state(filters.state, EVENT_STATES)
+    check_source(filters.source)
     rows = await listings.events_page(
         services.sessions,
         since=filters.since,
@@ -144,6 +155,7 @@ async def list_events(services: Services, *, filters: Filters, window: Window) -
         external_id=filters.external_id,
         search=filters.search,
         search_id=parse_id(filters.search) if filters.search is not None else None,
+        source=filters.source,
         before=_cursor_id(window),
         limit=window.limit,
         offset=window.offset,
@@ -414,6 +426,79 @@ def status_change_item(change: StatusChange) -> dict[str, Any]:
         "event_id": change.event_id,
         "changed_at": _iso(change.changed_at),
         "channel_version": change.channel_version,
+    }
+
+
+# --- numbers: a card per channel (the dashboard) and a row per number (the CSV export) -------
+
+
+async def list_numbers(services: Services, *, filters: Filters, window: Window) -> Page:
+    """A page of numbers by channel id, each with what its card shows: the channel, its
+    client, health, the client's balance, when its status last changed and the action
+    needed. `filters.search` matches ids exactly, digits of the phone, or a piece of the
+    display name or client name."""
+    check_state(filters.state, CHANNEL_STATES)
+    rows = await listings.channels_page(
+        services.sessions,
+        since=filters.since,
+        until=filters.until,
+        client=filters.client,
+        status=filters.state,
+        after=window.cursor,
+        recently_fetched_first=False,
+        limit=window.limit,
+        offset=window.offset,
+        search=filters.search,
+    )
+    kept, more = _page(rows, window)
+    channel_ids = [channel.id for channel, _ in kept]
+    client_ids = sorted({channel.client_id for channel, _ in kept if channel.client_id})
+    health = await listings.number_health(services.sessions, channel_ids=channel_ids)
+    changes = await listings.last_changes(services.sessions, channel_ids=channel_ids)
+    balances = await listings.balances(services.sessions, client_ids=client_ids)
+    items = [
+        number_item(
+            channel,
+            client,
+            health=health.get(channel.id),
+            balance=balances.get(channel.client_id) if channel.client_id else None,
+            last_change_at=changes.get(channel.id),
+        )
+        for channel, client in kept
+    ]
+    return Page(items, kept[-1][0].id if more else None)
+
+
+def number_item(
+    channel: Channel,
+    client: Client | None,
+    *,
+    health: NumberHealth | None,
+    balance: ClientBalance | None,
+    last_change_at: datetime | None,
+) -> dict[str, Any]:
+    """A channel as a number's card and CSV row: `channel_item` plus facts and the action."""
+    facts = channel_facts(channel.snapshot)
+    money = balance_item(balance)
+    action = action_needed(
+        channel.status,
+        facts,
+        health=health.health if health is not None else None,
+        balance_low=money["balance_low"],
+    )
+    return {
+        **channel_item(channel, client, health),
+        "display_name": channel.display_name,
+        "organisation": client.organisation if client is not None else None,
+        "message_on_behalf": facts.obo_status,
+        "business_verification": facts.fb_account_status,
+        "registration": number_registration(channel.status, facts),
+        "hosting_platform_type": facts.hosting_platform_type,
+        "listed": facts.listed,
+        "last_change_at": _iso(last_change_at),
+        "action": action.text if action is not None else None,
+        "action_by": action.who if action is not None else None,
+        **{key: money[key] for key in ("balance", "currency", "balance_low", "balance_polled_at")},
     }
 
 

@@ -13,23 +13,41 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from receiver.messages.context import build_context
 from receiver.notify import apprise as delivery
+from receiver.partner.facts import channel_facts
+from receiver.pipeline.subject import preview_status_why, preview_subject
 from receiver.routing.errors import RulesError
-from receiver.routing.rules_state import LoadedRules
+from receiver.routing.explain import Explanation, explain
+from receiver.routing.rules_state import LoadedRules, ReloadAttempt
 from receiver.services import Services
 from receiver.settings import Settings
+from receiver.status import derive_status
 
 log = logging.getLogger("receiver.ops.rules")
 
 
-def rules_view(loaded: LoadedRules) -> dict[str, Any]:
-    """The current rules as JSON: names, files, lines, targets by name (masked), digest."""
+def rules_view(loaded: LoadedRules, last_reload: ReloadAttempt | None = None) -> dict[str, Any]:
+    """The current rules as JSON: names, files, lines, targets by name (masked), digest, and
+    this process's last reload attempt (None before the first) with the problems that made
+    it keep the running rules."""
     rules = loaded.rules
     return {
         "digest": rules.source.digest,
         "loaded_at": loaded.loaded_at.isoformat(),
+        "last_reload": (
+            {
+                "at": last_reload.at.isoformat(),
+                "ok": not last_reload.problems,
+                "problems": [problem.as_dict() for problem in last_reload.problems],
+            }
+            if last_reload is not None
+            else None
+        ),
         "files": [{"path": f.path, "sha256": f.sha256} for f in rules.source.files],
         "targets": [
             {
@@ -71,6 +89,56 @@ def rules_view(loaded: LoadedRules) -> dict[str, Any]:
         ],
         "warnings": [problem.as_dict() for problem in rules.warnings],
     }
+
+
+@dataclass(frozen=True)
+class EventTest:
+    """What `rules test` (and the dashboard's rules page) show for one pasted event."""
+
+    explanation: Explanation
+    # Without a simulated status change: what the body's channel reads as, to suggest one.
+    reads_as: tuple[str, str] | None
+
+
+def test_event(
+    loaded: LoadedRules,
+    settings: Settings,
+    text: str,
+    *,
+    status_change: tuple[str | None, str] | None,
+    now: datetime,
+) -> EventTest:
+    """Which rules fire for the webhook body `text` and the messages they render, built by
+    the code production routes with (the same parser, row and subject); raise ValueError
+    when `text` is not a JSON object. The Partner API is not called: with it configured,
+    the payload stands in for its answer, as messages would say."""
+    subject = preview_subject(text, now=now, status_change=status_change)
+    enrichment = "enriched" if settings.partner_api_configured else "not_configured"
+    explanation = explain(
+        loaded.rules,
+        subject,
+        loaded.renderer,
+        build_context=lambda subject, rule: build_context(
+            subject,
+            rule=rule,
+            status_why=preview_status_why(subject),
+            enriched=enrichment == "enriched",
+            enrichment=enrichment,
+        ),
+    )
+    reads_as = None
+    if status_change is None and subject.channel is not None:
+        derived = derive_status(channel_facts(subject.channel))
+        reads_as = (derived.status, derived.why)
+    return EventTest(explanation=explanation, reads_as=reads_as)
+
+
+def parse_status_change(text: str) -> tuple[str | None, str] | None:
+    """`--status` as `rules test` takes it: `NEW` (a first sighting) or `OLD:NEW`."""
+    if not text.strip():
+        return None
+    before, _, after = text.strip().rpartition(":")
+    return (before or None, after)
 
 
 def client_email_problem(settings: Settings) -> str | None:

@@ -95,6 +95,7 @@ async def store_channel(
     values = {
         "client_id": _fits(facts.client_id),
         "phone_number": _fits(facts.phone_number),
+        "display_name": facts.phone_name,
         "status": derived.status,
         "status_why": derived.why,
         "snapshot": raw,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from receiver.messages.render import Renderer
 from receiver.notify import apprise as delivery
+from receiver.routing.errors import RuleProblem, RulesError
 from receiver.routing.loader import load_rules
 from receiver.routing.ruleset import RuleSet
 from receiver.settings import Settings, rules_environment
@@ -43,10 +44,20 @@ def load(settings: Settings, *, now: datetime) -> LoadedRules:
     return LoadedRules(rules=rules, renderer=renderer, loaded_at=now)
 
 
+@dataclass(frozen=True)
+class ReloadAttempt:
+    """The last reload this process tried: when, and the problems that made it keep the old
+    rules (none when it took)."""
+
+    at: datetime
+    problems: tuple[RuleProblem, ...]
+
+
 class RulesHolder:
     def __init__(self, settings: Settings, initial: LoadedRules) -> None:
         self._settings = settings
         self._loaded = initial
+        self.last_reload: ReloadAttempt | None = None
 
     @property
     def current(self) -> RuleSet:
@@ -62,7 +73,12 @@ class RulesHolder:
 
     def reload(self, *, now: datetime) -> LoadedRules:
         """Swap in freshly loaded rules; on RulesError keep the old ones and re-raise."""
-        fresh = load(self._settings, now=now)
+        try:
+            fresh = load(self._settings, now=now)
+        except RulesError as exc:
+            self.last_reload = ReloadAttempt(at=now, problems=tuple(exc.problems))
+            raise
+        self.last_reload = ReloadAttempt(at=now, problems=())
         self._loaded = fresh
         log.info(
             "rules reloaded",

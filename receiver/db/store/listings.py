@@ -57,6 +57,7 @@ async def events_page(
     before: int | None,
     limit: int,
     offset: int,
+    source: str | None = None,
 ) -> Sequence[Event]:
     """Up to `limit + 1` events, newest first, older than `before` when given.
 
@@ -71,6 +72,8 @@ async def events_page(
     query = _where_event(query, event_type=event_type, channel=channel, client=client)
     if state is not None:
         query = query.where(Event.state == state)
+    if source is not None:
+        query = query.where(Event.source == source)
     if external_id is not None:
         query = query.where(Event.external_id == external_id)
     if search is not None and search.strip():
@@ -128,9 +131,12 @@ async def channels_page(
     recently_fetched_first: bool,
     limit: int,
     offset: int,
+    search: str | None = None,
 ) -> Sequence[Row[Channel, Client]]:  # the client may be None (outer join)
     """Up to `limit + 1` channels with their client: by id after `after`, or newest fetch first."""
     query = select(Channel, Client).outerjoin(Client, Client.id == Channel.client_id)
+    if search is not None and search.strip():
+        query = query.where(_channel_search(search))
     if recently_fetched_first:
         query = query.order_by(Channel.fetched_at.desc(), Channel.id)
     else:
@@ -146,6 +152,25 @@ async def channels_page(
     if after is not None:
         query = query.where(Channel.id > after)
     return await _rows(sessions, query, limit=limit, offset=offset)
+
+
+def _channel_search(text: str) -> ColumnElement[bool]:
+    """Exact channel or client id, digits anywhere in the phone, or a piece of the display
+    name, the client's name or its organisation (case-insensitive)."""
+    needle = text.strip()
+    piece = needle.lower()
+    clauses: list[ColumnElement[bool]] = [
+        Channel.id == needle,
+        Channel.client_id == needle,
+        func.lower(Channel.display_name).contains(piece, autoescape=True),
+        func.lower(Client.name).contains(piece, autoescape=True),
+        func.lower(Client.organisation).contains(piece, autoescape=True),
+    ]
+    digits = re.sub(r"\D", "", needle)
+    if _PHONE.fullmatch(needle) and len(digits) >= MIN_PHONE_DIGITS:
+        stored = func.replace(func.replace(Channel.phone_number, " ", ""), "-", "")
+        clauses.append(stored.contains(digits, autoescape=True))
+    return or_(*clauses)
 
 
 def _where_event(
@@ -357,6 +382,30 @@ async def number_health(
             select(NumberHealth).where(NumberHealth.channel_id.in_(list(channel_ids)))
         )
         return {row.channel_id: row for row in rows.scalars()}
+
+
+async def last_changes(sessions: Sessions, *, channel_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each of these channels last changed status (channels never seen changing: absent)."""
+    if not channel_ids:
+        return {}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(StatusChange.channel_id, func.max(StatusChange.changed_at))
+            .where(StatusChange.channel_id.in_(list(channel_ids)))
+            .group_by(StatusChange.channel_id)
+        )
+        return dict(rows.tuples())
+
+
+async def balances(sessions: Sessions, *, client_ids: Sequence[str]) -> dict[str, ClientBalance]:
+    """The balance rows of these clients (a client never polled has none)."""
+    if not client_ids:
+        return {}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(ClientBalance).where(ClientBalance.client_id.in_(list(client_ids)))
+        )
+        return {row.client_id: row for row in rows.scalars()}
 
 
 async def clients_page(
