@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from receiver.http.admin import admin_routes
@@ -16,6 +16,7 @@ from receiver.http.callbacks import permission_callback
 from receiver.http.errors import json_error
 from receiver.http.health import healthz, readyz
 from receiver.http.metrics import metrics_endpoint
+from receiver.http.ui.pages import ui_routes
 from receiver.http.webhooks import partner_webhook
 from receiver.ingest.writer import EventWriter
 from receiver.metrics import Metrics
@@ -81,6 +82,8 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> Starlet
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/admin", routes=admin_routes()),
+        Route("/ui", lambda _request: RedirectResponse("/ui/", status_code=308), methods=["GET"]),
+        Mount("/ui", routes=ui_routes()),
     ]
     return Starlette(
         routes=routes,

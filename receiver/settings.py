@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # Extra ${VAR} values for the rules, over the environment (`hub-receiver dev` uses it).
     rules_env: dict[str, str] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
+    # How long a dashboard login lasts (the signed session cookie's lifetime).
+    ui_session_ttl: Annotated[float, NoDecode] = Field(12 * 3600.0, ge=60, le=30 * 86400)
     client_email_url: SecretStr | None = None
     # Safety cap on the built-in `client` target, per client and rolling hour (route.py).
     client_max_per_hour: int = Field(10, ge=1, le=1000)
@@ -241,6 +243,7 @@ class Settings(BaseSettings):
         "event_lease",
         "send_lease",
         "process_timeout",
+        "ui_session_ttl",
         mode="before",
     )
     @classmethod

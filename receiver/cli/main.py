@@ -413,6 +413,19 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(reconcile_command(settings, dry_run=args.dry_run, as_json=args.json))
 
 
+def _export_numbers(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from receiver.cli.export_command import export_numbers_command
+
+    output = Path(args.output) if args.output is not None else None
+    return asyncio.run(
+        export_numbers_command(
+            settings, output=output, refresh=args.refresh, spreadsheet=not args.plain
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub-receiver",
@@ -613,6 +626,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(handler=_reconcile)
+
+    export = commands.add_parser("export", help="the numbers as CSV, for a spreadsheet or a script")
+    export_commands = export.add_subparsers(dest="export_command", required=True, metavar="WHAT")
+    export_numbers = export_commands.add_parser(
+        "numbers", help="one row per number, from the stored snapshots (Excel-ready by default)"
+    )
+    export_numbers.add_argument(
+        "--output", metavar="FILE", help="write FILE (replaced once complete), not standard output"
+    )
+    export_numbers.add_argument(
+        "--refresh",
+        action="store_true",
+        help="reconcile with the Partner API first and wait for serve or a worker to store it",
+    )
+    export_numbers.add_argument(
+        "--plain",
+        action="store_true",
+        help="for scripts: no BOM, no formula guard (values as stored), the same quoting",
+    )
+    export_numbers.set_defaults(handler=_export_numbers)
 
     dev = commands.add_parser(
         "dev", help="the service plus a fake Partner API, HTTP sink and mailbox"

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import secrets
 import shlex
 import signal
 import socket
@@ -239,6 +240,13 @@ async def run_dev(
             await stop.wait()
             return
 
+        if base.admin_token is None:
+            # A new one each run, printed: the dashboard and admin API are for whoever runs dev.
+            token = secrets.token_urlsafe(18)
+            overrides["admin_token"] = token
+            dashboard_login = f"the token {token}"
+        else:
+            dashboard_login = "your ADMIN_TOKEN"
         settings = base.with_overrides(**overrides)
         await upgrade_async(settings.database_url)
         config = uvicorn.Config(
@@ -254,6 +262,7 @@ async def run_dev(
             raise DevError(f"the service could not start on {host}:{port} (see the log above)")
         service = f"http://{host}:{port}"
         lines.insert(0, ("service", f"{service}  (hub-receiver send-test channel_live)"))
+        lines.insert(1, ("dashboard", f"{service}/ui/  (log in with {dashboard_login})"))
         announce(_banner("hub-receiver dev is running", lines))
         announce(
             "For `reconcile`, `numbers set-key`, `health check` and `balance check` in "

@@ -170,6 +170,7 @@ def _filters(request: Request) -> records.Filters:
         target=q.get("target") or None,
         external_id=q.get("external_id") or None,
         search=q.get("search") or None,
+        source=q.get("source") or None,
     )
 
 
@@ -191,7 +192,7 @@ def _actor(request: Request) -> str:
 # --- events --------------------------------------------------------------------------------
 
 EVENT_FILTERS = ("since", "until", "type", "channel", "client", "state")
-EVENT_LOOKUPS = ("external_id", "search")
+EVENT_LOOKUPS = ("external_id", "search", "source")
 
 
 @admin("list events")

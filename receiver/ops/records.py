@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
+
 from receiver.db.store import listings
 from receiver.db.tables import (
     BalanceHistory,
@@ -449,6 +451,7 @@ async def list_numbers(services: Services, *, filters: Filters, window: Window) 
         limit=window.limit,
         offset=window.offset,
         search=filters.search,
+        channel=filters.channel,
     )
     kept, more = _page(rows, window)
     channel_ids = [channel.id for channel, _ in kept]
@@ -499,6 +502,55 @@ def number_item(
         "action": action.text if action is not None else None,
         "action_by": action.who if action is not None else None,
         **{key: money[key] for key in ("balance", "currency", "balance_low", "balance_polled_at")},
+    }
+
+
+HEALTH_EVENT = "number_health_changed"  # receiver/watch/health.py
+
+
+async def number_detail(services: Services, channel_id: str) -> dict[str, Any] | None:
+    """One number: its card (`number_item`), snapshot and facts, status history, health
+    history (the watcher's `number_health_changed` events, newest first) and latest events."""
+    detail = await channel_detail(services, channel_id)
+    if detail is None:
+        return None
+    card = await list_numbers(services, filters=Filters(channel=channel_id), window=Window(limit=1))
+    if card.items:
+        detail.update(card.items[0])
+    health_events = await listings.events_page(
+        services.sessions,
+        since=None,
+        until=None,
+        event_type=HEALTH_EVENT,
+        channel=channel_id,
+        client=None,
+        state=None,
+        external_id=None,
+        search=None,
+        search_id=None,
+        before=None,
+        limit=STATUS_HISTORY_LIMIT,
+        offset=0,
+    )
+    detail["health_history"] = [health_change_item(event) for event in health_events]
+    return detail
+
+
+def health_change_item(event: Event) -> dict[str, Any]:
+    """A health change as the watcher recorded it (its body; empty once retention purged it)."""
+    body: dict[str, Any] = {}
+    if event.raw_body is not None:
+        try:
+            loaded = orjson.loads(event.raw_body)
+        except orjson.JSONDecodeError:
+            loaded = None
+        body = loaded if isinstance(loaded, dict) else {}
+    return {
+        "event_id": event.id,
+        "at": event.received_at.isoformat(),
+        "from": body.get("health_from"),
+        "to": body.get("health_to"),
+        "detail": body.get("health_detail"),
     }
 
 

@@ -19,6 +19,7 @@ from receiver.db.store import channels as store
 from receiver.db.tables import Channel, Client
 from receiver.db.types import ID_SIZE
 from receiver.partner.facts import channel_facts, client_facts
+from receiver.pipeline.enrich import merge_client
 from receiver.status import derive_status, is_newer, status_changed
 
 MAX_CAS_ROUNDS = 5
@@ -73,6 +74,17 @@ async def store_client(
     if existing is None:
         await store.insert_client(session, client_id=facts.id, values=values)
     elif source == "partner_api" or existing.source != "partner_api":
+        # A channel's embedded `client` is a partial view (no `organisation`, say): what it
+        # lacks keeps the stored value instead of being erased (merge_client's rule).
+        merged = merge_client(listed=raw, embedded=storable(existing.snapshot))
+        kept = client_facts(merged)
+        values.update(
+            name=kept.name,
+            organisation=kept.organisation,
+            contact_email=kept.contact_email,
+            partner_payload=kept.partner_payload,
+            snapshot=merged,
+        )
         await store.update_client(session, client_id=facts.id, values=values)
     return await store.get_client(session, client_id=facts.id, fresh=True)
 

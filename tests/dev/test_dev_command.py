@@ -7,6 +7,8 @@ hand, and `rules test` run beside it says how to see the targets dev uses.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shlex
@@ -223,5 +225,27 @@ def test_the_readme_tour_emails_the_client_without_any_secret_set_up(
         time.sleep(0.3)
     assert sorted(str(item["target"]) for item in listing) == ["client", "ops"], listing
     assert all(item["state"] == "sent" for item in listing), listing
+
+    # "Opens the URL it prints, logs in with the token it prints": the tour in the dashboard.
+    found = re.search(r"dashboard\s+(http://\S+/ui/)\s+\(log in with the token (\S+)\)", output)
+    assert found is not None, output
+    url, token = found.groups()
+    with httpx.Client(base_url=url.removesuffix("/ui/"), timeout=10) as browser:
+        assert browser.get("/ui/").status_code == 303  # to the login page
+        login = browser.post("/ui/login", data={"token": token, "next": "/ui/"})
+        assert login.status_code == 303, login.text
+        numbers = browser.get("/ui/")
+        assert numbers.status_code == 200
+        assert "+4915112345678" in numbers.text  # the tour's number, as a card
+        events = browser.get("/ui/events").text
+        assert "channel_live" in events
+        deliveries = browser.get("/ui/deliveries").text
+        assert deliveries.count('class="badge state-sent"') >= 2
+        exported = browser.get("/ui/export.csv")
+        assert exported.status_code == 200
+        rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert rows[0][:2] == ["Company legal name", "WhatsApp number"]
+        assert any("+4915112345678" in cell for row in rows[1:] for cell in row), rows
+    assert token not in dev.output().replace(found.group(0), "")  # printed once, logged never
     status, _seconds = dev.stop(signal.SIGINT)
     assert status == 0

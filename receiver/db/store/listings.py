@@ -132,9 +132,12 @@ async def channels_page(
     limit: int,
     offset: int,
     search: str | None = None,
+    channel: str | None = None,
 ) -> Sequence[Row[Channel, Client]]:  # the client may be None (outer join)
     """Up to `limit + 1` channels with their client: by id after `after`, or newest fetch first."""
     query = select(Channel, Client).outerjoin(Client, Client.id == Channel.client_id)
+    if channel is not None:
+        query = query.where(Channel.id == channel)
     if search is not None and search.strip():
         query = query.where(_channel_search(search))
     if recently_fetched_first:
@@ -394,7 +397,7 @@ async def last_changes(sessions: Sessions, *, channel_ids: Sequence[str]) -> dic
             .where(StatusChange.channel_id.in_(list(channel_ids)))
             .group_by(StatusChange.channel_id)
         )
-        return dict(rows.tuples())
+        return {channel_id: changed_at for channel_id, changed_at in rows}  # noqa: C416
 
 
 async def balances(sessions: Sessions, *, client_ids: Sequence[str]) -> dict[str, ClientBalance]:
