@@ -107,10 +107,14 @@ def number_registration(status: str | None, facts: ChannelFacts) -> str:
     """The seed's "Number registration" column: registered, not registered, or unknown."""
     if status in (ChannelStatus.LIVE, ChannelStatus.RESTRICTED, ChannelStatus.BANNED):
         return "registered"
-    if status == ChannelStatus.UNREGISTERED or facts.status == "created":
+    if status in (ChannelStatus.UNREGISTERED, ChannelStatus.DRAFT, ChannelStatus.SANDBOX):
         return "not registered"
-    if status in (ChannelStatus.DRAFT, ChannelStatus.SANDBOX):
+    if status == ChannelStatus.DELETED:  # its last snapshot no longer says anything true
+        return "unknown"
+    # `status` (Classic Signup's field) is ignored for Embedded Signup channels (status.py).
+    classic = facts.version_hint != "embedded"
+    if classic and facts.status == "created":
         return "not registered"
-    if facts.status == "ready" or facts.account_mode == "live":
+    if (classic and facts.status == "ready") or facts.account_mode == "live":
         return "registered"
     return "unknown"

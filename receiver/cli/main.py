@@ -677,10 +677,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     handler: Handler = args.handler
+    from receiver.routing.errors import RulesError
+
     try:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
+    except RulesError as exc:  # a command that routes (reconcile, ...) loads RULES_PATH first
+        print(str(exc), file=sys.stderr)
+        return 1
     except Exception as exc:
         # A database that is down or refuses us is the one failure every command can meet:
         # say so in one line. Anything else is a bug, and keeps its traceback.
