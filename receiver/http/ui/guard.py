@@ -87,7 +87,10 @@ async def read_form(request: Request) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise FormError(400, "the form is not UTF-8") from None
-    fields = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    try:
+        fields = parse_qs(text, keep_blank_values=True, max_num_fields=50)
+    except ValueError:  # more fields than any dashboard form has
+        raise FormError(400, "the form has too many fields") from None
     return {name: values[0] for name, values in fields.items()}
 
 
@@ -109,7 +112,12 @@ def ui(action: str) -> Callable[[Handler], Handler]:
                 "remote": remote(request),
             }
             if response.status_code in (401, 403):
-                log.warning("dashboard request refused", extra=extra)
+                state = request.app.state
+                count = state.ui_refused = getattr(state, "ui_refused", 0) + 1
+                if count & (count - 1) == 0:  # the 1st, 2nd, 4th, ... refusal: no log flood
+                    log.warning("dashboard request refused", extra={**extra, "count": count})
+            elif request.headers.get("x-live") == "1" and response.status_code < 400:
+                log.debug("dashboard %s (refresh)", action, extra=extra)  # every 5 s per tab
             else:
                 log.info("dashboard %s", action, extra=extra)
             return secure(response)

@@ -9,6 +9,7 @@ never text from the request).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -111,10 +112,10 @@ async def login(request: Request) -> Response:
         response = page(
             request,
             "login.html",
-            {"error": f"Too many wrong tokens from your address: wait {int(wait) + 1} s."},
+            {"error": f"Too many wrong tokens from your address: wait {math.ceil(wait)} s."},
             status_code=429,
         )
-        response.headers["Retry-After"] = str(int(wait) + 1)
+        response.headers["Retry-After"] = str(math.ceil(wait))
         return response
     try:
         form = await read_form(request)
@@ -139,7 +140,10 @@ async def login(request: Request) -> Response:
         path="/ui/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Behind a proxy that ends TLS the scheme here is http: its X-Forwarded-Proto counts
+        # too (a forged one only makes the cookie stricter).
+        secure=request.url.scheme == "https"
+        or request.headers.get("x-forwarded-proto", "").lower() == "https",
     )
     ui_log.info("dashboard login", extra={"remote": address})
     return secure(response)
