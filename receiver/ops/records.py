@@ -332,9 +332,25 @@ async def list_channels(
 ) -> Page:
     """A page of channels with their client's name: by id (cursor: the last id), or the
     most recently fetched first (the CLI's table; no cursor)."""
-    check_state(filters.state, CHANNEL_STATES)
     if recently_fetched_first and window.cursor is not None:
         raise FilterError("a cursor pages channels by id, not by the time they were fetched")
+    kept, more = await _channel_rows(
+        services, filters, window, recently_fetched_first=recently_fetched_first
+    )
+    health = await listings.number_health(
+        services.sessions, channel_ids=[channel.id for channel, _ in kept]
+    )
+    return Page(
+        [channel_item(channel, client, health.get(channel.id)) for channel, client in kept],
+        kept[-1][0].id if more and not recently_fetched_first else None,
+    )
+
+
+async def _channel_rows(
+    services: Services, filters: Filters, window: Window, *, recently_fetched_first: bool
+) -> tuple[Sequence[tuple[Channel, Client | None]], bool]:
+    """The channels (with their client) of one page, and whether there is a next page."""
+    check_state(filters.state, CHANNEL_STATES)
     rows = await listings.channels_page(
         services.sessions,
         since=filters.since,
@@ -345,15 +361,10 @@ async def list_channels(
         recently_fetched_first=recently_fetched_first,
         limit=window.limit,
         offset=window.offset,
+        search=filters.search,
+        channel=filters.channel,
     )
-    kept, more = _page(rows, window)
-    health = await listings.number_health(
-        services.sessions, channel_ids=[channel.id for channel, _ in kept]
-    )
-    return Page(
-        [channel_item(channel, client, health.get(channel.id)) for channel, client in kept],
-        kept[-1][0].id if more and not recently_fetched_first else None,
-    )
+    return _page(rows, window)
 
 
 def channel_item(
@@ -439,21 +450,7 @@ async def list_numbers(services: Services, *, filters: Filters, window: Window) 
     client, health, the client's balance, when its status last changed and the action
     needed. `filters.search` matches ids exactly, digits of the phone, or a piece of the
     display name or client name."""
-    check_state(filters.state, CHANNEL_STATES)
-    rows = await listings.channels_page(
-        services.sessions,
-        since=filters.since,
-        until=filters.until,
-        client=filters.client,
-        status=filters.state,
-        after=window.cursor,
-        recently_fetched_first=False,
-        limit=window.limit,
-        offset=window.offset,
-        search=filters.search,
-        channel=filters.channel,
-    )
-    kept, more = _page(rows, window)
+    kept, more = await _channel_rows(services, filters, window, recently_fetched_first=False)
     channel_ids = [channel.id for channel, _ in kept]
     client_ids = sorted({channel.client_id for channel, _ in kept if channel.client_id})
     health = await listings.number_health(services.sessions, channel_ids=channel_ids)
