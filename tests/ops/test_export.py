@@ -223,7 +223,7 @@ async def test_the_export_has_a_bom_the_headers_in_order_and_a_row_per_number(
     numbers = by_channel(rows)
     assert set(numbers) == set(estate.hub.state.channels)
     assert numbers[ACME_LIVE_CHANNEL_ID] == [
-        "Jana Beispiel",  # the stored client has no organisation: its name stands in
+        "Acme Bakery GmbH",  # the organisation from the clients list, kept by later webhooks
         "'+4915112345678",
         "ops@acme-bakery.example",
         "approved",
