@@ -9,7 +9,13 @@ charged to the sweep; on SIGTERM it writes every request it answered with its ar
 (`time.monotonic()`, one clock for every process on the machine). This process runs
 `reconcile()` through `open_runtime` as `hub-receiver reconcile` does (the shared limit in
 the database, the page size reconcile uses) twice: the first pass records one event per
-channel and client, the second must record none. While the first pass lists, a second
+channel and client, the second must record none. Then the recorded events are processed
+(`process_event`, which stores the channels and clients) and a third, quiet pass runs over
+the now unchanged estate: it must find nothing and write nothing, and its CPU time
+(`time.process_time`, every thread of this process) is what a routine sweep costs; run
+with a large `--rate` (e.g. 1000/s) so the shared limit is not what the pass waits on. Its
+write statements are counted by table (the shared limit's `rate_slots` row is the one
+expected: one reservation per page). While the first pass lists, a second
 runtime (its own engine and Partner API client: another process as far as the limit can
 tell) asks for one channel at `--enrich-rate` per second through `PartnerClient.get_channel`,
 the call webhook enrichment makes (`receiver/pipeline/enrich.py`), and each call's wait from
@@ -35,16 +41,20 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event
 
 from bench.databases import fresh_pg, fresh_sqlite
 from bench.processes import ROOT
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
 from receiver.dev.sample_data import build_channel, build_client
 from receiver.http.loopback import serve_app
+from receiver.jobs.process import process_event
 from receiver.partner.client import PartnerClient
 from receiver.services import Services
 from receiver.settings import Settings
@@ -218,9 +228,47 @@ async def timed_pass(services: Services, *, page_size: int) -> dict[str, Any]:
         "clients_listed": result.clients_listed,
         "found": len(result.findings),
         "recorded": len(result.recorded),
+        "recorded_ids": result.recorded,  # popped by measure
         "tracemalloc_peak_mb": round(tracemalloc.get_traced_memory()[1] / 2**20, 1),
         "maxrss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+async def process_found(services: Services, ids: list[int], *, concurrency: int = 8) -> float:
+    """Process the recorded events (no Partner API call: reconcile events carry the answer)."""
+    started = time.monotonic()
+    todo = iter(ids)
+
+    async def lane() -> None:
+        for event_id in todo:
+            await process_event({"services": services}, event_id)
+
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return round(time.monotonic() - started, 1)
+
+
+async def quiet_pass(services: Services, *, page_size: int) -> dict[str, Any]:
+    """A pass over the unchanged estate: wall and CPU time, write statements by table."""
+    writes: Counter[str] = Counter()
+
+    def count(*args: Any) -> None:
+        words = str(args[2]).split()
+        if words and words[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            into = words[2] if words[0].upper() in {"INSERT", "DELETE"} else words[1]
+            writes[f"{words[0].upper()} {into}"] += 1
+
+    engine = services.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    cpu = time.process_time()
+    try:
+        result = await timed_pass(services, page_size=page_size)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    result["cpu_s"] = round(time.process_time() - cpu, 2)
+    result.pop("recorded_ids")
+    result.pop("tracemalloc_peak_mb")  # not traced in this pass
+    result["writes"] = dict(writes)
+    return result
 
 
 async def measure(
@@ -250,11 +298,16 @@ async def measure(
         await running
         second = await timed_pass(sweeper, page_size=page_size)
         tracemalloc.stop()
+        processed_s = await process_found(sweeper, first.pop("recorded_ids"))
+        second.pop("recorded_ids")
+        quiet = await quiet_pass(sweeper, page_size=page_size)
+    quiet["processing_before_s"] = processed_s
     return {
         "idle_probe": idle,
         "busy_probe": busy,
         "first": first,
         "second": second,
+        "quiet": quiet,
         "maxrss_mb_before": round(rss_before, 1),
     }
 
@@ -266,7 +319,9 @@ def summarise(
     sweep = [r for r in requests if "offset" in r["query"]]
     second_start = second["started"]
     first_sweep = [r["at"] for r in sweep if r["at"] < second_start]
-    second_sweep = [r["at"] for r in sweep if r["at"] >= second_start]
+    quiet = measured["quiet"]
+    second_sweep = [r["at"] for r in sweep if second_start <= r["at"] < quiet["started"]]
+    quiet["requests"] = sum(1 for r in sweep if r["at"] >= quiet["started"])
     listing_end = max(first_sweep)
     busy: Probe = measured["busy_probe"]
     during = Probe(busy.partner, rate=busy.rate, first=0)
@@ -280,6 +335,7 @@ def summarise(
         "page_size": page_size,
         "first_pass": first,
         "second_pass": second,
+        "quiet_pass": measured["quiet"],
         "maxrss_mb_before": measured["maxrss_mb_before"],
         "requests_at_fake": len(requests),
         "max_requests_in_any_1s": max_in_window(everything),

@@ -7,6 +7,12 @@ the rows are still unprocessed in the database, and the sweep (at start-up, then
 over, or was handed over so long ago (`REQUEUE_AFTER`) that the job must have been lost.
 Deterministic job ids make a second hand-over of queued work a no-op, and every job checks
 its row before acting, so sweeping twice is harmless.
+
+A sweep that finds nothing doubles the wait before the next one, up to IDLE_SWEEP_FACTOR x
+`SWEEP_INTERVAL`: an idle service stops reading its database every interval. The first
+delivery after an idle spell is not slowed by it (committed events are handed over at
+once, not by the sweep); anything the relay hands over, a sweep that finds work and a queue
+that failed bring the interval back to `SWEEP_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ DELIVER = "deliver"
 REENRICH = "reenrich_event"
 REENRICH_WINDOW = timedelta(hours=24)  # routed without the Partner API: retried this long
 REENRICH_BATCH = 50
+IDLE_SWEEP_FACTOR = 4  # an idle relay sweeps every 4 x SWEEP_INTERVAL (60 s by default)
 
 
 class Relay:
@@ -55,6 +62,7 @@ class Relay:
         # are deterministic, so what is still queued is not queued twice.
         self._first_sweep = True
         self.queue_ok = True
+        self._idle_factor = 1  # doubles after each sweep that found nothing
 
     def events_committed(self, event_ids: Sequence[int]) -> None:
         """Called by the event writer after each commit (no I/O here)."""
@@ -85,17 +93,24 @@ class Relay:
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self._hand_over()
+                handed = await self._hand_over()
+                if handed or not self.queue_ok:
+                    self._idle_factor = 1
+                    next_sweep = min(next_sweep, loop.time() + self._sweep_interval)
                 if loop.time() >= next_sweep:
-                    await self.sweep()
-                    next_sweep = loop.time() + self._sweep_interval
+                    quiet = await self.sweep() == 0 and self.queue_ok
+                    self._idle_factor = (
+                        min(self._idle_factor * 2, IDLE_SWEEP_FACTOR) if quiet else 1
+                    )
+                    next_sweep = loop.time() + self._sweep_interval * self._idle_factor
             except Exception:  # the relay must outlive any single failure
                 log.exception("relay pass failed; retrying at the next sweep")
                 next_sweep = loop.time() + min(self._sweep_interval, 5.0)
 
-    async def _hand_over(self) -> None:
+    async def _hand_over(self) -> int:
+        """Enqueue the events committed since the last call; how many were handed over."""
         if not self._pending:
-            return
+            return 0
         ids, self._pending = self._pending, []
         try:
             await self._queue.enqueue_many(
@@ -104,9 +119,10 @@ class Relay:
         except QueueUnavailableError as exc:
             self.queue_ok = False
             log.warning("queue unavailable (%s): %d events left for the sweep", exc, len(ids))
-            return
+            return 0
         self.queue_ok = True
         await self._mark(event_ids=ids)
+        return len(ids)
 
     async def _mark(
         self, *, event_ids: Sequence[int] = (), delivery_ids: Sequence[int] = ()

@@ -56,6 +56,10 @@ class CatchUpWatcher:
         del settings
         return CATCH_UP_SECONDS
 
+    async def has_work(self, services: Services) -> bool:
+        async with services.sessions() as session:
+            return bool(await held.held_groups(session))
+
     async def run_once(self, services: Services) -> CatchUpResult:
         return await catch_up(services)
 

@@ -116,6 +116,10 @@ class GroupFlusher:
     def interval(self, settings: Settings) -> float | None:
         return FLUSH_EVERY
 
+    async def has_work(self, services: Services) -> bool:
+        async with services.sessions() as session:
+            return bool(await groups.due_group_ids(session, now=services.clock(), limit=1))
+
     async def run_once(self, services: Services) -> FlushResult:
         result = FlushResult()
         async with services.sessions() as session:

@@ -77,6 +77,10 @@ class HealthWatcher:
         # which keeps the requests spread over the interval.
         return max(15.0, settings.health_interval / 20)
 
+    async def has_work(self, services: Services) -> bool:
+        async with services.sessions() as session:
+            return bool(await store.keyed_numbers(session, due_at=services.clock(), limit=1))
+
     async def run_once(self, services: Services) -> object:
         results = await run_pass(services, due_only=True)
         return {r.outcome: sum(1 for x in results if x.outcome == r.outcome) for r in results}

@@ -6,6 +6,12 @@ the lease row `watch:{name}` until now + interval. Only the process that takes i
 watcher, so N web processes and workers together run each watcher once per interval; the
 lease is never released early, since the interval is the point. A watcher that raises is
 logged with its name and tried again next interval: the loop itself never stops on an error.
+
+A watcher may also say, read-only, whether it has anything to do (`has_work`): when it has
+not, no lease is taken and the process asks again an interval later. An idle service then
+costs its database one read per such watcher and interval instead of a lease write and a
+read (bench/idle.py); it is safe because those watchers claim each piece of work with a
+conditional update of their own, the lease only saves repeated passes.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from receiver.db.store import watch as store
 from receiver.services import Services
@@ -38,6 +44,12 @@ class Watcher(Protocol):
 
     async def run_once(self, services: Services) -> object:
         """One pass; what it returns is logged."""
+        ...
+
+
+class CheckedWatcher(Watcher, Protocol):
+    async def has_work(self, services: Services) -> bool:
+        """Whether a pass now would find anything to do (reads only)."""
         ...
 
 
@@ -104,6 +116,8 @@ class Scheduler:
             due = self._next_due.get(watcher.name)
             if due is not None and self._services.clock() < due:
                 continue
+            if not await self._has_work(watcher, interval):
+                continue
             if await self._take(watcher, interval):
                 self._running[watcher.name] = asyncio.create_task(
                     self._run_watcher(watcher), name=f"watch-{watcher.name}"
@@ -116,6 +130,15 @@ class Scheduler:
         started = await self.start_due()
         await asyncio.gather(*(self._running[name] for name in started))
         return started
+
+    async def _has_work(self, watcher: Watcher, interval: float) -> bool:
+        if not hasattr(watcher, "has_work"):
+            return True
+        now = self._services.clock()
+        if await cast(CheckedWatcher, watcher).has_work(self._services):
+            return True
+        self._next_due[watcher.name] = now + timedelta(seconds=interval)
+        return False
 
     async def _take(self, watcher: Watcher, interval: float) -> bool:
         now = self._services.clock()
