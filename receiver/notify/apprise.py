@@ -20,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
+import functools
 import logging
 import re
+import ssl
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -415,6 +419,93 @@ def _bound_plugin(plugin: Any, timeout: float) -> None:
     plugin.socket_read_timeout = min(float(plugin.socket_read_timeout), timeout)
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """A target URL as Apprise loaded it, with what sending to it needs; shared by sends."""
+
+    plugin: Any  # None when Apprise cannot load the URL
+    masked: str
+    problem: str | None  # why nothing can be sent to it (permanent), or None
+    secrets: list[tuple[str, str]]
+    asset: apprise.AppriseAsset
+
+
+# Loading a URL costs ~0.3 ms of CPU (Apprise's parser, the masked form, the secret
+# pieces): once per target instead of once per send. Keyed by the exact URL (and the
+# timeout bound into the plugin), so a target never sends with another target's object.
+_LOADED_MAX = 512
+
+
+@functools.lru_cache(maxsize=_LOADED_MAX)
+def _load(url: str, timeout: float) -> _Loaded:
+    """Load `url` for sending (raises when Apprise itself fails: that is not cached)."""
+    asset = apprise.AppriseAsset(service_timeout=timeout)
+    plugin, masked, reasons = _instantiate(url, asset)
+    if plugin is None:
+        return _Loaded(None, masked, _load_error(url, masked, reasons), [], asset)
+    _bound_plugin(plugin, timeout)
+    return _Loaded(plugin, masked, _recipient_problem(url), _secret_parts(url, masked), asset)
+
+
+def _fresh_copy(plugin: Any) -> Any:
+    """A plugin of its own for one send: Apprise keeps state on the object between sends
+    (the time of its last send, which it throttles on: 5.5 s between two emails through
+    one object), and we add per-send payload extras. Its top-level containers are copied
+    too, so nothing one send changes reaches the next."""
+    clone = copy.copy(plugin)
+    for name, value in vars(plugin).items():
+        if isinstance(value, list | dict | set):
+            setattr(clone, name, copy.copy(value))
+    return clone
+
+
+# --- Email: one TLS context per process -----------------------------------------------
+
+# `ssl.create_default_context()` reads the system's CA bundle: ~8 % of a worker's CPU when
+# Apprise's SMTP controller built one per email. It is looked up through the module's `ssl`
+# name, so that name is given a stand-in whose `create_default_context()` hands out one
+# shared context (safe to use from many threads; smtplib only reads it). Which one the
+# controller gets is set per send, from the plugin's verify flag: the controller switches
+# checking off on the context it got when the URL says `verify=no`.
+_tls_verify: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "receiver_smtp_tls_verify", default=None
+)
+
+
+class _SharedTLS:
+    def __init__(self) -> None:
+        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ssl, name)
+
+    def create_default_context(self, *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        verify = _tls_verify.get()
+        if args or kwargs or verify is None:  # not one of our sends: as Apprise would
+            return ssl.create_default_context(*args, **kwargs)
+        with self._lock:
+            context = self._contexts.get(verify)
+            if context is None:
+                context = self._contexts[verify] = ssl.create_default_context()
+                if not verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+            return context
+
+
+_SHARED_TLS = _SharedTLS()
+
+
+def _share_smtp_tls() -> None:
+    from apprise.plugins.email import smtp  # noqa: PLC0415 - Apprise's lazily loaded plugin
+
+    smtp.ssl = _SHARED_TLS  # type: ignore[attr-defined,assignment]
+
+
+_share_smtp_tls()
+
+
 async def send(
     url: str,
     *,
@@ -427,27 +518,27 @@ async def send(
     body_format: Literal["text", "markdown"] = "text",
 ) -> SendResult:
     """Send one notification to `url`; never raises for a failed delivery."""
-    asset = apprise.AppriseAsset(service_timeout=timeout)
     try:
-        plugin, masked, reasons = _instantiate(url, asset)
+        loaded = _load(url, timeout)
     except Exception as exc:  # noqa: BLE001 -- instantiate() suppresses plugin errors, so
         # this is Apprise itself failing (a plugin module that will not import, ...):
         # nothing says the URL is wrong, so let a later attempt try again.
         error = f"apprise raised {type(exc).__name__} while loading the URL"
         return _failure(_fallback_mask(url), permanent=False, error=error)
-    if plugin is None:
-        return _failure(masked, permanent=True, error=_load_error(url, masked, reasons))
-    problem = _recipient_problem(url)
-    if problem is not None:
-        return _failure(masked, permanent=True, error=problem)
+    masked = loaded.masked
+    if loaded.plugin is None or loaded.problem is not None:
+        return _failure(masked, permanent=True, error=loaded.problem or "")
 
-    _bound_plugin(plugin, timeout)
+    plugin = _fresh_copy(loaded.plugin)
     _add_metadata(plugin, metadata)
-    # A fresh Apprise per send: Apprise throttles per plugin instance (5.5 s between two
-    # emails through the same object), and nothing here is worth sharing between sends.
-    notifier = apprise.Apprise(asset=asset)
+    # A fresh Apprise per send, holding this send's own plugin.
+    notifier = apprise.Apprise(asset=loaded.asset)
     notifier.add(plugin)
-    with _redacting(url, masked, silent=False) as redaction:
+    _guard_apprise_logger()
+    redaction = _Redaction(loaded.secrets)
+    token = _redaction.set(redaction)
+    tls_token = _tls_verify.set(bool(getattr(plugin, "verify_certificate", True)))
+    try:
         try:
             result = await asyncio.wait_for(
                 notifier.async_notify(
@@ -465,3 +556,6 @@ async def send(
             )
         with result:
             return _classify(result, masked, redaction)
+    finally:
+        _tls_verify.reset(tls_token)
+        _redaction.reset(token)

@@ -5,6 +5,12 @@ or when an earlier claim is older than the lease: the worker holding it died) an
 after. A crash between the send and the mark can therefore send one message twice, never
 more, and two workers never send the same row at the same time. This is the one place that
 catches a send's failure and writes it onto the row (attempts, last error, next attempt).
+
+Claims and records are group commits: the jobs of one process that claim (or record) at
+the same moment share one transaction and one statement for all their rows, so a busy
+worker pays a round trip per batch instead of per delivery. Each job still waits for its
+own row's commit before it sends (or ends), so what a crash can repeat is unchanged: the
+sends in flight, at most WORKER_MAX_JOBS.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
-from receiver.db.errors import DATABASE_ERRORS
+from receiver.db.errors import DATABASE_ERRORS, ROW_REFUSED
 from receiver.db.store import channels, deliveries
 from receiver.db.tables import Delivery, Event
 from receiver.logs import bind_event
@@ -51,17 +59,43 @@ def next_retry(
     return now + timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
-async def claim_delivery(
-    services: Services, delivery_id: int
-) -> tuple[Delivery, Event | None] | None:
+def first_claims(
+    wanted: Sequence[int], claimed: Mapping[int, tuple[Delivery, Event | None]]
+) -> list[tuple[Delivery, Event | None] | None]:
+    """Give each claimed row to the first job in the batch that asked for it (pure).
+
+    The queue may hold a second job for the same row (a redelivery under another job id);
+    when both land in one batch, only the first may send.
+    """
+    given: set[int] = set()
+    result: list[tuple[Delivery, Event | None] | None] = []
+    for delivery_id in wanted:
+        found = claimed.get(delivery_id)
+        result.append(found if delivery_id not in given else None)
+        given.add(delivery_id)
+    return result
+
+
+async def claim_deliveries(
+    services: Services, delivery_ids: list[int]
+) -> list[tuple[Delivery, Event | None] | None]:
+    """Claim the due rows among `delivery_ids` in one transaction; each id's row or None."""
     now = services.clock()
     # Longer than any single send (DELIVERY_TIMEOUT is at most 60 s): a `sending` row older
     # than this belongs to a worker that died mid-send, and is claimed again.
     stale_before = now - timedelta(seconds=services.settings.send_lease)
     async with services.sessions.begin() as session:
-        return await deliveries.claim_delivery(
-            session, delivery_id=delivery_id, now=now, stale_before=stale_before
+        claimed = await deliveries.claim_deliveries(
+            session, delivery_ids=delivery_ids, now=now, stale_before=stale_before
         )
+    return first_claims(delivery_ids, claimed)
+
+
+async def claim_delivery(
+    services: Services, delivery_id: int
+) -> tuple[Delivery, Event | None] | None:
+    """Claim one row, together with whatever other jobs of this process claim right now."""
+    return await _batches(services).claims.submit(delivery_id)
 
 
 async def resolve_url(
@@ -179,7 +213,7 @@ async def _record_or_keep(
 ) -> None:
     """Write the outcome; if the database is down, keep it and retry the job shortly."""
     try:
-        notices = await _record(services, row, event, outcome)
+        notices = await _batches(services).records.submit((row, event, outcome))
     except DATABASE_ERRORS as exc:
         _unrecorded(services)[row.id] = (row, event, outcome)
         log.warning(
@@ -231,31 +265,161 @@ async def _attempt(services: Services, row: Delivery, event: Event) -> Outcome:
     return Outcome(state=DeliveryState.FAILED, error=result.error, next_attempt_at=retry_at)
 
 
-async def _record(services: Services, row: Delivery, event: Event, outcome: Outcome) -> list[int]:
-    """Write the outcome and, in the same transaction, the target's health and notices."""
+def health_counted(outcomes: Sequence[tuple[str, str]]) -> list[bool]:
+    """Which recorded (target, state) outcomes, in order, the target's health must count (pure).
+
+    A success right after a success of the same target changes nothing (the run of
+    failures is already ended), so a batch of successes to one target counts one; a
+    failure always counts; a skip never touches health.
+    """
+    last: dict[str, str] = {}
+    counted: list[bool] = []
+    for target, state in outcomes:
+        if state == DeliveryState.SENT:
+            counted.append(last.get(target) != DeliveryState.SENT)
+        else:
+            counted.append(state in fallbacks.FAILED_STATES)
+        if state == DeliveryState.SENT or state in fallbacks.FAILED_STATES:
+            last[target] = state
+    return counted
+
+
+_Unit = tuple[Delivery, Event, Outcome]
+
+
+async def record_outcomes(services: Services, units: list[_Unit]) -> list[list[int]]:
+    """Write outcomes, the targets' health and their notices in one transaction.
+
+    Return, per unit, the ids of new notices to hand to the queue after the commit.
+    """
     now = services.clock()
-    async with services.sessions.begin() as session:
-        recorded = await deliveries.record_outcome(
-            session,
+    records = [
+        deliveries.OutcomeRecord(
             delivery_id=row.id,
             attempt=row.attempts,
             started_at=row.claimed_at or now,
             state=outcome.state,
             error=outcome.error,
             next_attempt_at=outcome.next_attempt_at,
-            now=now,
         )
-        if not recorded or services.rules_holder is None:
-            # Written by an earlier run of this job (counted and told then), or a process
-            # without rules (it cannot know a fallback).
-            return []
-        return await fallbacks.after_outcome(
-            session,
-            row=row,
-            event=event,
-            state=outcome.state,
-            error=outcome.error,
-            rules=services.rules.current,
-            renderer=services.rules.renderer,
-            now=now,
-        )
+        for row, _event, outcome in units
+    ]
+    notices: list[list[int]] = [[] for _ in units]
+    async with services.sessions.begin() as session:
+        recorded = await deliveries.record_outcomes(session, outcomes=records, now=now)
+        if services.rules_holder is None:
+            # A process without rules cannot know a fallback.
+            return notices
+        # A row no longer `sending` was written by an earlier run of its job (counted and
+        # told then).
+        fresh = [i for i, (row, _e, _o) in enumerate(units) if row.id in recorded]
+        counted = health_counted([(units[i][0].target_name, units[i][2].state) for i in fresh])
+        for i, count in zip(fresh, counted, strict=True):
+            if not count:
+                continue
+            row, event, outcome = units[i]
+            notices[i] = await fallbacks.after_outcome(
+                session,
+                row=row,
+                event=event,
+                state=outcome.state,
+                error=outcome.error,
+                rules=services.rules.current,
+                renderer=services.rules.renderer,
+                now=now,
+            )
+    return notices
+
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class GroupCommit(Generic[In, Out]):
+    """Run the items jobs submit through `flush` together: one transaction for all of them.
+
+    Items that arrive while a flush runs wait for the next one, so a lone item pays no
+    extra wait and a busy worker writes as many rows per round trip as it has jobs
+    waiting. A batch failing with one of `split_on` (a row the database refused) is run
+    again item by item, so one bad row cannot hold up the others; any other failure (the
+    database is down) fails every item of the batch.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[list[In]], Awaitable[list[Out]]],
+        *,
+        max_batch: int,
+        split_on: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._split_on = split_on
+        self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="delivery-group-commit")
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            await self._settle(batch)
+
+    async def _settle(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        try:
+            results = await self._flush([item for item, _future in batch])
+        except BaseException as exc:
+            if len(batch) > 1 and isinstance(exc, self._split_on):
+                await asyncio.gather(*(self._settle([entry]) for entry in batch))
+                return
+            for _item, future in batch:
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()  # the loop is going away: so do the waiting jobs
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_item, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+MAX_BATCH = 100  # rows per claim or record transaction (an IN list of this many ids)
+
+
+@dataclass
+class _Batches:
+    loop: asyncio.AbstractEventLoop
+    claims: GroupCommit[int, tuple[Delivery, Event | None] | None]
+    records: GroupCommit[_Unit, list[int]]
+
+
+def _batches(services: Services) -> _Batches:
+    """This process's claim and record batches (made on first use, on the running loop)."""
+    loop = asyncio.get_running_loop()
+    found = services.extras.get("delivery_batches")
+    if isinstance(found, _Batches) and found.loop is loop:
+        return found
+
+    async def claim(ids: list[int]) -> list[tuple[Delivery, Event | None] | None]:
+        return await claim_deliveries(services, ids)
+
+    async def record(units: list[_Unit]) -> list[list[int]]:
+        return await record_outcomes(services, units)
+
+    made = _Batches(
+        loop=loop,
+        claims=GroupCommit(claim, max_batch=MAX_BATCH),
+        records=GroupCommit(record, max_batch=MAX_BATCH, split_on=ROW_REFUSED),
+    )
+    services.extras["delivery_batches"] = made
+    return made
