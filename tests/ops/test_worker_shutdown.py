@@ -22,6 +22,7 @@ from receiver.http.loopback import free_port, serve_app
 from tests.faults.harness import FAST_ENV, HEADERS, SHARED_SECRET, probe_body, write_rules
 from tests.support.processes import ServiceProcess, process_env
 from tests.support.redis_server import private_redis
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -113,14 +114,17 @@ async def test_a_worker_serves_its_own_metrics_on_worker_metrics_port(
     try:
         await post_event(web)
         await deployment.sink.wait_for(1, timeout=30)
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+        sent = 'hub_receiver_deliveries_total{outcome="sent",target_kind="json"} 1.0'
 
-        assert response.status_code == 200
+        async def scraped() -> bool:
+            # Counted once the send is recorded, a moment after the sink has the message.
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(f"http://127.0.0.1:{port}/metrics")
+            assert response.status_code == 200
+            return sent in response.text
+
         # Counted in the worker, where the job ran: the web process never sees it.
-        assert 'hub_receiver_deliveries_total{outcome="sent",target_kind="json"} 1.0' in (
-            response.text
-        )
+        await eventually(scraped, timeout=15, what="the worker's sent counter")
 
         await worker.terminate(timeout=20)
         assert worker.exits == [0], worker.log_tail()

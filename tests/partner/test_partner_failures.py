@@ -9,6 +9,7 @@ from receiver.dev.fake_hub import FakeHubState
 from receiver.http.loopback import free_port
 from receiver.partner.client import PartnerClient
 from receiver.partner.errors import PartnerAPIError
+from tests.support.waiting import eventually
 
 from .conftest import MakeClient
 from .support import API_KEY, PARTNER_ID, PASSWORD, USERNAME, SleepRecorder
@@ -98,6 +99,11 @@ async def test_a_slow_answer_times_out_as_a_temporary_error(
     assert caught.value.kind == "timeout"
     assert caught.value.permanent is False
     assert caught.value.status_code is None
+
+    async def both_arrived() -> bool:  # the retry may still be on its way to the fake
+        return len(hub_state.requests) >= 2
+
+    await eventually(both_arrived, timeout=5, what="the retried request at the fake")
     assert len(hub_state.requests) == 2
 
 
