@@ -398,6 +398,14 @@ def health_item(health: NumberHealth | None) -> dict[str, Any]:
 async def channel_detail(services: Services, channel_id: str) -> dict[str, Any] | None:
     """The channel's snapshot, its status and why, its owner, its status history (newest
     first, the latest STATUS_HISTORY_LIMIT) and its latest events."""
+    found = await _channel_view(services, channel_id)
+    return _channel_detail(*found) if found is not None else None
+
+
+async def _channel_view(
+    services: Services, channel_id: str
+) -> tuple[listings.ChannelRecord, NumberHealth | None] | None:
+    """One channel's record (history, recent events) and its health row, read once."""
     record = await listings.channel_record(
         services.sessions,
         channel_id=channel_id,
@@ -407,7 +415,11 @@ async def channel_detail(services: Services, channel_id: str) -> dict[str, Any] 
     if record is None:
         return None
     health = await listings.number_health(services.sessions, channel_ids=[channel_id])
-    detail = channel_item(record.channel, record.client, health.get(channel_id))
+    return record, health.get(channel_id)
+
+
+def _channel_detail(record: listings.ChannelRecord, health: NumberHealth | None) -> dict[str, Any]:
+    detail = channel_item(record.channel, record.client, health)
     detail.update(
         snapshot=record.channel.snapshot,
         client=client_item(record.client) if record.client is not None else None,
@@ -508,12 +520,26 @@ HEALTH_EVENT = "number_health_changed"  # receiver/watch/health.py
 async def number_detail(services: Services, channel_id: str) -> dict[str, Any] | None:
     """One number: its card (`number_item`), snapshot and facts, status history, health
     history (the watcher's `number_health_changed` events, newest first) and latest events."""
-    detail = await channel_detail(services, channel_id)
-    if detail is None:
+    found = await _channel_view(services, channel_id)
+    if found is None:
         return None
-    card = await list_numbers(services, filters=Filters(channel=channel_id), window=Window(limit=1))
-    if card.items:
-        detail.update(card.items[0])
+    record, health = found
+    channel = record.channel
+    detail = _channel_detail(record, health)
+    client_id = channel.client_id
+    balances = await listings.balances(
+        services.sessions, client_ids=[client_id] if client_id else []
+    )
+    changes = [change.changed_at for change in record.history]
+    detail.update(
+        number_item(
+            channel,
+            record.client,
+            health=health,
+            balance=balances.get(client_id) if client_id else None,
+            last_change_at=max(changes) if changes else None,
+        )
+    )
     health_events = await listings.events_page(
         services.sessions,
         since=None,
