@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -46,6 +46,8 @@ class Outcome:
     state: str  # sent | failed | dead | skipped
     error: str | None
     next_attempt_at: datetime | None = None
+    # When the try ended, so the attempt's record says so even if its batch is written later.
+    finished_at: datetime | None = None
 
 
 def next_retry(
@@ -178,7 +180,7 @@ async def _deliver(services: Services, delivery_id: int) -> None:
         return
     event = found
     with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
-        outcome = await _attempt(services, row, event)
+        outcome = replace(await _attempt(services, row, event), finished_at=services.clock())
         await _record_or_keep(services, row, event, outcome)
         kind = row.target_kind
         if outcome.state == DeliveryState.SENT:
@@ -301,6 +303,7 @@ async def record_outcomes(services: Services, units: list[_Unit]) -> list[list[i
             state=outcome.state,
             error=outcome.error,
             next_attempt_at=outcome.next_attempt_at,
+            finished_at=outcome.finished_at or now,
         )
         for row, _event, outcome in units
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -180,3 +180,25 @@ async def test_a_batch_the_database_fails_fails_every_job_of_it() -> None:
     results = await asyncio.gather(*(batches.submit(i) for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)
     assert calls == 1
+
+
+async def test_an_attempt_records_when_its_send_ended_not_when_its_batch_was_written(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    # The retry schedule counts from the end of a try; an attempt written later by its batch
+    # must still say when the try ended, or the gap to the next try reads too short.
+    services = base_services(make_settings(database_url=database_url))
+    try:
+        [delivery_id] = await store_deliveries(services, 1)
+        found = await deliver.claim_delivery(services, delivery_id)
+        assert found is not None
+        row, event = found
+        assert event is not None
+        ended = datetime.now(UTC) - timedelta(seconds=5)
+        outcome = deliver.Outcome(state=DeliveryState.SENT, error=None, finished_at=ended)
+        await deliver._batches(services).records.submit((row, event, outcome))
+        [attempt] = await attempts_of(services.sessions, delivery_id)
+        assert attempt.finished_at is not None
+        assert attempt.finished_at.replace(tzinfo=UTC) == ended
+    finally:
+        await services.engine.dispose()

@@ -10,6 +10,7 @@ app, the fake hub and the sink must be served by the loop the test awaits on. Th
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -87,18 +88,26 @@ async def ui_database_url(postgres_database: str) -> str:
 def ui_settings(
     make_settings: Callable[..., Settings],
     ui_database_url: str,
+    *,
     hub: Hub,
     sink: Sink,
     mailbox: Mailbox,
+    tmp_path: Path,
 ) -> Settings:
     """The shipped rules, the team's chat on the sink, clients' emails to the mailbox, the
-    admin token set; jobs run in-process (no Redis)."""
+    admin token set; jobs run in-process (no Redis).
+
+    The rules are copied under a long folder name, as a real install's path can be: the rules
+    page shows each file's path whole, and it must still fit a phone screen.
+    """
+    rules = tmp_path / "srv-hub-receiver-production-deployment-configuration" / "routing_rules"
+    shutil.copytree(SHIPPED_RULES, rules)
     return make_settings(
         database_url=ui_database_url,
         d360_partner_id=PARTNER_ID,
         d360_api_key=API_KEY,
         d360_api_base=hub.url,
-        rules_path=SHIPPED_RULES,
+        rules_path=rules,
         rules_env={"OPS_NOTIFY_URL": sink.json_url("/ops")},
         client_email_url=mailbox.apprise_url(),
         webhook_shared_secret=[WEBHOOK_TOKEN],

@@ -165,6 +165,7 @@ class OutcomeRecord:
     state: str
     error: str | None
     next_attempt_at: datetime | None
+    finished_at: datetime
 
 
 async def record_outcomes(
@@ -208,7 +209,7 @@ async def record_outcomes(
                 "delivery_id": outcome.delivery_id,
                 "number": outcome.attempt,
                 "started_at": outcome.started_at,
-                "finished_at": now,
+                "finished_at": outcome.finished_at,
                 "outcome": outcome.state,
                 "error": outcome.error,
             }
