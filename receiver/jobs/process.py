@@ -33,7 +33,6 @@ from receiver.pipeline.enrich import (
     give_up_at,
     retry_delay,
 )
-from receiver.pipeline.route import known_client
 from receiver.pipeline.step import take_step
 from receiver.queue import JobContext, RetryLater
 from receiver.services import Services
@@ -55,14 +54,17 @@ def _held_leases(services: Services) -> dict[int, set[datetime]]:
     return found
 
 
-async def claim_event(services: Services, event_id: int) -> Event | None:
-    """Take the lease on an unprocessed event; None when it is done or held by another run."""
+async def claim_event(services: Services, event_id: int) -> tuple[Event, bool] | None:
+    """Take the lease on an unprocessed event; None when it is done or held by another run.
+
+    With the event comes whether its client is already stored.
+    """
     now = services.clock()
     lease_until = now + timedelta(seconds=services.settings.event_lease)
     held = _held_leases(services)
     try:
         async with services.sessions.begin() as session:
-            event = await events.claim_event(
+            claimed = await events.claim_event(
                 session,
                 event_id=event_id,
                 now=now,
@@ -73,9 +75,9 @@ async def claim_event(services: Services, event_id: int) -> Event | None:
     except DATABASE_ERRORS:
         held.setdefault(event_id, set()).add(lease_until)  # the commit may have landed
         raise
-    if event is not None:
+    if claimed is not None:
         held[event_id] = {lease_until}
-    return event
+    return claimed
 
 
 async def release_event(services: Services, event: Event, **values: Any) -> None:
@@ -94,18 +96,19 @@ async def release_event(services: Services, event: Event, **values: Any) -> None
 async def process_event(ctx: JobContext, event_id: int) -> None:
     services: Services = ctx["services"]
     try:
-        event = await claim_event(services, event_id)
+        claimed = await claim_event(services, event_id)
     except DATABASE_ERRORS as exc:
         log.warning(
             "cannot claim event %d: database unavailable (%s)", event_id, type(exc).__name__
         )
         raise RetryLater(DB_RETRY) from exc
-    if event is None:
+    if claimed is None:
         services.metrics.jobs.labels(function="process_event", outcome="skipped").inc()
         return
+    event, client_known = claimed
     with bind_event(correlation_id=event.correlation_id, event_id=event.id):
         try:
-            await _process(services, event)
+            await _process(services, event, client_known=client_known)
             _held_leases(services).pop(event.id, None)
         except RetryLater:
             services.metrics.jobs.labels(function="process_event", outcome="retry").inc()
@@ -139,12 +142,10 @@ async def process_event(ctx: JobContext, event_id: int) -> None:
                 raise RetryLater(retry_delay(event.attempts)) from exc
 
 
-async def _enrich_or_wait(services: Services, event: Event) -> Enrichment:
-    async with services.sessions() as session:
-        known = await known_client(session, event.client_id)
+async def _enrich_or_wait(services: Services, event: Event, *, client_known: bool) -> Enrichment:
     partner = services.partner
     try:
-        result = await enrich(partner, event, known_client=known)
+        result = await enrich(partner, event, known_client=client_known)
     except EnrichmentUnavailableError as exc:
         now = services.clock()
         deadline = give_up_at(event.received_at, services.settings.enrich_max_wait)
@@ -173,8 +174,8 @@ async def _enrich_or_wait(services: Services, event: Event) -> Enrichment:
     return result
 
 
-async def _process(services: Services, event: Event) -> None:
-    enrichment = await _enrich_or_wait(services, event)
+async def _process(services: Services, event: Event, *, client_known: bool) -> None:
+    enrichment = await _enrich_or_wait(services, event, client_known=client_known)
     now = services.clock()
     loaded = services.rules.loaded
     async with services.sessions.begin() as session:
@@ -186,6 +187,10 @@ async def _process(services: Services, event: Event) -> None:
             renderer=loaded.renderer,
             now=now,
             client_cap=services.settings.client_max_per_hour,
+            # Claimed in state `received`: never routed (that commits with `processed`).
+            first_routing=True,
+            # First attempts are sent by this job right after the commit (handoff.py).
+            claim=True,
         )
         await events.update_event(
             session,
@@ -203,7 +208,9 @@ async def _process(services: Services, event: Event) -> None:
             },
         )
     created = step.routed.created
-    await after_commit(services, created, change=step.update)
+    await after_commit(
+        services, created, change=step.update, claimed=step.routed.claimed, event=event
+    )
     verdict = step.verdict
     if verdict is not None:
         services.metrics.permission_claims.labels(claim=verdict.claim).inc()

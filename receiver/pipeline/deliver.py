@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from receiver.db.errors import DATABASE_ERRORS, ROW_REFUSED
 from receiver.db.store import channels, deliveries
@@ -147,7 +147,17 @@ async def deliver(ctx: JobContext, delivery_id: int) -> None:
     shielded and finished first (bounded by DELIVERY_TIMEOUT), then the job stops.
     """
     services: Services = ctx["services"]
-    unit = asyncio.ensure_future(_deliver(services, delivery_id))
+    await _unsplittable(services, _deliver(services, delivery_id))
+
+
+async def deliver_claimed(services: Services, row: Delivery, event: Event) -> None:
+    """Send and record a row its creator wrote already claimed (`route`'s `claim`): as
+    `deliver` does after its claim, and as unsplittable."""
+    await _unsplittable(services, _send(services, row, event))
+
+
+async def _unsplittable(services: Services, work: Coroutine[Any, Any, None]) -> None:
+    unit = asyncio.ensure_future(work)
     try:
         await asyncio.shield(unit)
     except asyncio.CancelledError:
@@ -178,7 +188,11 @@ async def _deliver(services: Services, delivery_id: int) -> None:
     row, found = claimed
     if found is None:  # the event was deleted under us (retention never deletes unsent ones)
         return
-    event = found
+    await _send(services, row, found)
+
+
+async def _send(services: Services, row: Delivery, event: Event) -> None:
+    """Send a claimed row, record its outcome, and ask for a retry when one is due."""
     with bind_event(correlation_id=event.correlation_id, event_id=event.id, delivery_id=row.id):
         outcome = replace(await _attempt(services, row, event), finished_at=services.clock())
         await _record_or_keep(services, row, event, outcome)

@@ -20,7 +20,7 @@ re-enrichment and replay alike:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,7 +28,7 @@ from typing import Any
 
 from receiver.db.engine import Session
 from receiver.db.store import channels, deliveries, groups, throttles
-from receiver.db.tables import Channel, Client, Event
+from receiver.db.tables import Channel, Client, Delivery, Event
 from receiver.messages.context import build_context
 from receiver.messages.render import Renderer
 from receiver.notify import apprise as transport
@@ -201,6 +201,8 @@ class Routed:
     replay_round: int = 0
     planned: list[PlannedDelivery] = field(default_factory=list)
     created: list[tuple[int, str, str]] = field(default_factory=list)  # (id, state, kind)
+    # Rows written already claimed for sending (`claim`): the caller sends them after commit.
+    claimed: list[Delivery] = field(default_factory=list)
 
 
 async def route(
@@ -213,6 +215,8 @@ async def route(
     client_cap: int,
     mode: RouteMode = RouteMode.RECORD,
     queued: bool = True,
+    first_routing: bool = False,
+    claim: bool = False,
 ) -> Routed:
     """Match the rules and (unless planning) insert this event's deliveries.
 
@@ -221,13 +225,22 @@ async def route(
     nothing and a run under new rules adds exactly what they add; FORCE writes every match
     in round max + 1; PLAN reads throttles instead of taking them and writes nothing.
     `queued=False` leaves new rows for the sweep (nobody hands them to a queue).
+    `first_routing`: the event's first processing, which has no rows to read (deliveries are
+    only ever written in the transaction that marks an event processed).
+    `claim`: a row that would wait for a sender is written claimed (`sending`, attempt 1, as a
+    `deliver` claim writes it) and returned in `claimed`, for the caller to send after the
+    commit; if the caller dies first, the claim's lease expires and the sweep sends it.
     """
     routed = Routed(silenced=silenced(item))
     if routed.silenced is not None:
         return routed
     subject = subject_for(item, now=now)
     matches = match_rules(rules, subject)
-    existing = await deliveries.deliveries_of_event(session, event_id=item.event.id)
+    existing = (
+        []
+        if first_routing
+        else await deliveries.deliveries_of_event(session, event_id=item.event.id)
+    )
     sent = {(row.rule_name, row.target_name) for row in existing}
     if mode is RouteMode.FORCE:
         routed.replay_round = max((row.replay_round for row in existing), default=0) + 1
@@ -306,9 +319,18 @@ async def route(
                     row["enqueued_at"] = None
                 # The client cap applies to every insert, forced or not.
                 new_id, new_rows = await insert_delivery(
-                    session, row, item=item, rules=rules, renderer=renderer, cap=client_cap, now=now
+                    session,
+                    row,
+                    item=item,
+                    rules=rules,
+                    renderer=renderer,
+                    cap=client_cap,
+                    now=now,
+                    claim=claim,
                 )
                 routed.created += new_rows
+                if new_id is not None and row["state"] == DeliveryState.SENDING:
+                    routed.claimed.append(Delivery(id=new_id, **row))
             routed.planned.append(
                 PlannedDelivery(
                     rule=match.rule,
@@ -350,11 +372,13 @@ async def insert_delivery(
     renderer: Renderer,
     cap: int,
     now: datetime,
+    claim: bool = False,
 ) -> tuple[int | None, list[tuple[int, str, str]]]:
     """Insert one delivery row, holding a client message over the cap.
 
     Return the row's id (None when it existed) and (id, state, kind) of every new row: a
     held row comes with the team's notice about it (at most one per client per hour).
+    With `claim`, a row that would wait for a sender is written claimed for sending now.
     """
     created: list[tuple[int, str, str]] = []
     if (
@@ -375,6 +399,8 @@ async def insert_delivery(
                 replay_round=row.get("replay_round", 0),
                 now=now,
             )
+    if claim and row["state"] == DeliveryState.PENDING:
+        row.update(state=DeliveryState.SENDING, attempts=1, claimed_at=now, enqueued_at=None)
     new_id = await deliveries.insert_delivery(session, row=row)
     if new_id is not None:
         created.append((new_id, row["state"], row["target_kind"]))
@@ -535,11 +561,24 @@ def delivery_row(
 
 
 async def load_snapshots(
-    session: Session, *, channel_id: str | None, client_id: str | None
+    session: Session,
+    *,
+    channel_id: str | None,
+    client_id: str | None,
+    in_hand: Iterable[Channel | Client | None] = (),
 ) -> tuple[Channel | None, Client | None]:
-    channel = await channels.get_channel(session, channel_id=channel_id) if channel_id else None
+    """The event's channel and its owner; rows `in_hand` (just stored) are not read again."""
+    held_channels = {row.id: row for row in in_hand if isinstance(row, Channel)}
+    held_clients = {row.id: row for row in in_hand if isinstance(row, Client)}
+    channel = None
+    if channel_id:
+        channel = held_channels.get(channel_id) or await channels.get_channel(
+            session, channel_id=channel_id
+        )
     owner = channel.client_id if channel and channel.client_id else client_id
-    client = await channels.get_client(session, client_id=owner) if owner else None
+    client = None
+    if owner:
+        client = held_clients.get(owner) or await channels.get_client(session, client_id=owner)
     return channel, client
 
 

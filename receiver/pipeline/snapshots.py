@@ -73,7 +73,8 @@ async def store_client(
     existing = await store.lock_client(session, client_id=facts.id)
     if existing is None:
         await store.insert_client(session, client_id=facts.id, values=values)
-    elif source == "partner_api" or existing.source != "partner_api":
+        return await store.get_client(session, client_id=facts.id, fresh=True)
+    if source == "partner_api" or existing.source != "partner_api":
         # A channel's embedded `client` is a partial view (no `organisation`, say): what it
         # lacks keeps the stored value instead of being erased (merge_client's rule).
         merged = merge_client(listed=raw, embedded=storable(existing.snapshot))
@@ -85,8 +86,8 @@ async def store_client(
             partner_payload=kept.partner_payload,
             snapshot=merged,
         )
-        await store.update_client(session, client_id=facts.id, values=values)
-    return await store.get_client(session, client_id=facts.id, fresh=True)
+        await store.update_client(session, client=existing, values=values)
+    return existing
 
 
 async def store_channel(
@@ -122,7 +123,10 @@ async def store_channel(
                 continue  # another worker created it first: read theirs and compare
             first = ObservedChange(None, derived.status, derived.why)
             await _record_change(session, facts.id, first, event_id=event_id, now=now, version=1)
-            return ChannelUpdate(channel=await _reload(session, facts.id), change=first)
+            return ChannelUpdate(
+                channel=await store.get_channel(session, channel_id=facts.id, fresh=True),
+                change=first,
+            )
         # The Partner API's answer always replaces a snapshot taken from a webhook payload
         # (whose stamp may be our clock); otherwise an older snapshot never replaces a newer
         # one, and a payload never replaces the API's answer of the same moment.
@@ -132,11 +136,8 @@ async def store_channel(
             or (current.enriched and not enriched and stamp <= current.snapshot_at)
         ):
             return ChannelUpdate(channel=current, change=None)
-        previous_status = current.status
-        # `current` stays as read: its status is the "from" of the change below.
-        new_version = await store.update_channel_if_version(
-            session, channel_id=facts.id, version=current.version, values=values
-        )
+        previous_status = current.status  # the "from" of a change below
+        new_version = await store.update_channel_if_version(session, channel=current, values=values)
         if new_version is None:
             continue  # lost the compare-and-set: re-read and decide again
         change: ObservedChange | None = None
@@ -145,12 +146,8 @@ async def store_channel(
             await _record_change(
                 session, facts.id, change, event_id=event_id, now=now, version=new_version
             )
-        return ChannelUpdate(channel=await _reload(session, facts.id), change=change)
+        return ChannelUpdate(channel=current, change=change)
     raise RuntimeError(f"channel {facts.id}: too much contention to apply a snapshot")
-
-
-async def _reload(session: Session, channel_id: str) -> Channel | None:
-    return await store.get_channel(session, channel_id=channel_id, fresh=True)
 
 
 async def _record_change(

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from receiver.db.engine import Session
 from receiver.db.store import channels, events
-from receiver.db.tables import Event
+from receiver.db.tables import Client, Event
 from receiver.messages.render import Renderer
 from receiver.pipeline.enrich import ClaimVerdict, Enrichment, judge_claim
 from receiver.pipeline.route import (
@@ -62,24 +62,34 @@ async def take_step(
     client_cap: int,
     mode: RouteMode = RouteMode.RECORD,
     queued: bool = True,
+    first_routing: bool = False,
+    claim: bool = False,
 ) -> Step:
-    """Store what `enrichment` (or, without it, the record) says, and route the event."""
+    """Store what `enrichment` (or, without it, the record) says, and route the event.
+
+    `first_routing`, `claim`: see `route.route`.
+    """
     body = webhook_body(event)  # the one parse of the raw body in this run
     verdict: ClaimVerdict | None = None
     if enrichment is not None:
-        update = await apply_enrichment(session, event, enrichment, body=body, now=now)
+        update, stored_client = await apply_enrichment(
+            session, event, enrichment, body=body, now=now
+        )
         if is_permission_event(event):
             verdict = judge_claim(claimed_client=event.client_id, enrichment=enrichment)
         channel_id = await resolve_channel_id(session, event, update)
         change = update.change
         enriched = enrichment.state == "enriched"
     else:
-        update = ChannelUpdate(channel=None, change=None)
+        update, stored_client = ChannelUpdate(channel=None, change=None), None
         channel_id = event.channel_id
         change = await recorded_change(session, event_id=event.id)
         enriched = event.enrichment in ENRICHED_STATES
     channel, client = await load_snapshots(
-        session, channel_id=channel_id, client_id=event.client_id
+        session,
+        channel_id=channel_id,
+        client_id=event.client_id,
+        in_hand=(update.channel, stored_client),
     )
     item = routing_input(
         event,
@@ -100,6 +110,8 @@ async def take_step(
         client_cap=client_cap,
         mode=mode,
         queued=queued,
+        first_routing=first_routing,
+        claim=claim,
     )
     return Step(item=item, routed=routed, update=update, verdict=verdict)
 
@@ -114,8 +126,9 @@ async def recorded_change(session: Session, *, event_id: int) -> ObservedChange 
 
 async def apply_enrichment(
     session: Session, event: Event, enrichment: Enrichment, *, body: Body | None, now: datetime
-) -> ChannelUpdate:
-    """Store what enrichment (or, failing it, the payload) says about client and channel.
+) -> tuple[ChannelUpdate, Client | None]:
+    """Store what enrichment (or, failing it, the payload) says about client and channel;
+    return the channel's update and the client row as stored.
 
     The event object also takes this run's enrichment state and error (the row gets them with
     the `processed` mark, in the same transaction), so routing can tell a message's reader
@@ -124,19 +137,22 @@ async def apply_enrichment(
     event.enrichment = enrichment.state
     event.enrichment_error = enrichment.error
     payload = payload_snapshots(event, body)
+    client: Client | None = None
     if enrichment.client is not None:
-        await store_client(session, enrichment.client, now=now, source="partner_api")
+        client = await store_client(session, enrichment.client, now=now, source="partner_api")
     elif payload.client is not None:
-        await store_client(session, payload.client, now=now, source="payload")
+        client = await store_client(session, payload.client, now=now, source="payload")
     if enrichment.channel is not None:
-        return await store_channel(
+        update = await store_channel(
             session, enrichment.channel, event_id=event.id, now=now, enriched=True
         )
-    if payload.channel is not None and enrichment.state != "not_found":
-        return await store_channel(
+    elif payload.channel is not None and enrichment.state != "not_found":
+        update = await store_channel(
             session, payload.channel, event_id=event.id, now=now, enriched=False
         )
-    return ChannelUpdate(channel=None, change=None)
+    else:
+        update = ChannelUpdate(channel=None, change=None)
+    return update, client
 
 
 async def resolve_channel_id(session: Session, event: Event, update: ChannelUpdate) -> str | None:
@@ -150,4 +166,5 @@ async def resolve_channel_id(session: Session, event: Event, update: ChannelUpda
     if update.channel is None or event.event_type in CLIENT_EVENTS:
         return None
     await events.update_event(session, event_id=event.id, values={"channel_id": update.channel.id})
+    event.channel_id = update.channel.id  # as the row now says (its sends check ownership)
     return update.channel.id

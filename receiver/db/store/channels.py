@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from receiver.db.dialect import upsert
-from receiver.db.tables import Channel, Client, StatusChange
+from receiver.db.tables import Base, Channel, Client, StatusChange
 
 
 async def get_channel(
@@ -42,8 +43,21 @@ async def insert_client(session: AsyncSession, *, client_id: str, values: dict[s
     )
 
 
-async def update_client(session: AsyncSession, *, client_id: str, values: dict[str, Any]) -> None:
-    await session.execute(update(Client).where(Client.id == client_id).values(**values))
+async def update_client(session: AsyncSession, *, client: Client, values: dict[str, Any]) -> None:
+    """Write `values` on the client's row and on `client` itself (no re-read)."""
+    await session.execute(
+        update(Client)
+        .where(Client.id == client.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    _committed(client, values)
+
+
+def _committed(row: Base, values: dict[str, Any]) -> None:
+    """Give a loaded row the values just written to it, as if it had been read again."""
+    for key, value in values.items():
+        set_committed_value(row, key, value)
 
 
 async def read_channel(session: AsyncSession, *, channel_id: str) -> Channel | None:
@@ -68,18 +82,21 @@ async def insert_channel(session: AsyncSession, *, channel_id: str, values: dict
 
 
 async def update_channel_if_version(
-    session: AsyncSession, *, channel_id: str, version: int, values: dict[str, Any]
+    session: AsyncSession, *, channel: Channel, values: dict[str, Any]
 ) -> int | None:
-    """Compare-and-set on `version`: the new version, or None when another writer moved it."""
+    """Compare-and-set on the version `channel` was read at: the new version, or None when
+    another writer moved it. On success `channel` holds what was written (no re-read)."""
+    version = channel.version
     updated = await session.execute(
         update(Channel)
-        .where(Channel.id == channel_id, Channel.version == version)
+        .where(Channel.id == channel.id, Channel.version == version)
         .values(version=version + 1, **values)
         .returning(Channel.version)
-        # Keep the caller's row as read: its status is the "from" of a change.
         .execution_options(synchronize_session=False)
     )
     new_version: int | None = updated.scalar_one_or_none()
+    if new_version is not None:
+        _committed(channel, {**values, "version": new_version})
     return new_version
 
 

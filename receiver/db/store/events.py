@@ -6,12 +6,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import Table, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.base import Executable
 
 from receiver.db.dialect import upsert
-from receiver.db.tables import Base, Event, RejectedRequest
+from receiver.db.tables import Base, Client, Event, RejectedRequest
 from receiver.vocabulary import EventState
 
 EVENTS: Table = Base.metadata.tables["events"]
@@ -63,18 +63,24 @@ async def claim_event(
     now: datetime,
     lease_until: datetime,
     own_leases: Collection[datetime],
-) -> Event | None:
-    """Lease an unprocessed event that nobody holds (or whose lease is one of `own_leases`)."""
+) -> tuple[Event, bool] | None:
+    """Lease an unprocessed event that nobody holds (or whose lease is one of `own_leases`).
+
+    Return it with whether its client is already stored (enrichment then skips the client
+    lookup), read by the same statement.
+    """
     free = or_(Event.lease_until.is_(None), Event.lease_until < now)
     if own_leases:
         free = or_(free, Event.lease_until.in_(list(own_leases)))
+    client_known = exists(select(Client.id).where(Client.id == Event.client_id))
     result = await session.execute(
         update(Event)
         .where(Event.id == event_id, Event.state == EventState.RECEIVED, free)
         .values(lease_until=lease_until, attempts=Event.attempts + 1)
-        .returning(Event)
+        .returning(Event, client_known.label("client_known"))
     )
-    return result.scalar_one_or_none()
+    row = result.one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
 
 
 async def claim_for_reenrichment(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from receiver.db.dialect import upsert
@@ -70,28 +70,43 @@ async def count_success(session: AsyncSession, *, target: str, now: datetime) ->
     """End the target's run of failures; return it when it had been announced (tell once).
 
     A target without failures is not written at all: the common case costs one indexed
-    update that matches nothing.
+    read that finds nothing (the row, when there is a run to end, is locked by it).
     """
-    since = (
+    run = (
         await session.execute(
-            select(TargetHealth.failing_since).where(TargetHealth.target_name == target)
-        )
-    ).scalar_one_or_none()
-    announced = (
-        await session.execute(
-            update(TargetHealth)
-            .where(TargetHealth.target_name == target, TargetHealth.told_failing_at.is_not(None))
-            .values(
-                consecutive_failures=0,
-                failing_since=None,
-                told_failing_at=None,
-                told_recovered_at=now,
+            select(TargetHealth.failing_since, TargetHealth.told_failing_at)
+            .where(
+                TargetHealth.target_name == target,
+                or_(
+                    TargetHealth.consecutive_failures > 0,
+                    TargetHealth.told_failing_at.is_not(None),
+                ),
             )
-            .returning(TargetHealth.target_name)
+            .with_for_update()
         )
     ).one_or_none()
-    if announced is not None:
-        return FailingRun(0, since)
+    if run is None:
+        return None
+    since, told = run
+    if told is not None:
+        # Still claimed conditionally: whoever clears `told_failing_at` tells the recovery.
+        announced = (
+            await session.execute(
+                update(TargetHealth)
+                .where(
+                    TargetHealth.target_name == target, TargetHealth.told_failing_at.is_not(None)
+                )
+                .values(
+                    consecutive_failures=0,
+                    failing_since=None,
+                    told_failing_at=None,
+                    told_recovered_at=now,
+                )
+                .returning(TargetHealth.target_name)
+            )
+        ).one_or_none()
+        if announced is not None:
+            return FailingRun(0, since)
     await session.execute(
         update(TargetHealth)
         .where(TargetHealth.target_name == target, TargetHealth.consecutive_failures > 0)

@@ -1,0 +1,242 @@
+"""What one delivered event costs the database: statements and transactions, counted by it.
+
+    uv run python -m bench.per_event                  # 30 events one at a time, then a burst
+    uv run python -m bench.per_event --events 50 --burst 2000
+
+The deployment shape on PostgreSQL + Redis, as `bench.idle`: `hub-receiver serve` and
+`hub-receiver worker` as processes with production timings, the Partner API (a fake one in
+this process) and one rule sending every event to an HTTP sink: each event is one channel and
+one delivery. The service's database has `log_statement = 'all'` (set on the database before
+the processes connect), so PostgreSQL writes every statement it runs for the service to its
+log, prefixed with `user@database`; transactions come from `pg_stat_database`
+(`xact_commit + xact_rollback`), read from another database. Everything the service does in
+the window counts: its sweeps and watchers included.
+
+Two windows: events posted one at a time, each waiting for its notification (the worst case:
+no batch holds more than one row), and a burst posted at once (what group commits and batched
+claims make of load). The statement list of one sequential event is printed, grouped by
+process, as `bench/RESULTS.md` quotes it.
+
+The server's log is read from `BENCH_PG_LOG` (default Debian's
+`/var/log/postgresql/postgresql-15-main.log`); `log_line_prefix` must name the database
+(`%d`, Debian's default does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import databases, processes
+from bench.events import API_KEY, PARTNER_ID, hub_state, webhook_body
+from bench.idle import RULES, first_delivery, settled, transactions
+from bench.ingest import SECRET, receiver_env, write_rules
+from receiver.dev.fake_hub import create_fake_hub_app
+from receiver.dev.sink import SinkState, create_sink_app
+from receiver.http.loopback import serve_app
+
+DATABASE = os.environ.get("BENCH_PER_EVENT_DATABASE", "hub_per_event")
+REDIS_URL = os.environ.get("BENCH_PER_EVENT_REDIS_URL", "redis://127.0.0.1:6379/13")
+PG_LOG = Path(os.environ.get("BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log"))
+OUT = processes.ROOT / "bench" / "out"
+
+# "2026-12-06 01:33:00.123 UTC [1234] postgres@hub_per_event LOG:  execute s1: SELECT ..."
+_LINE = re.compile(
+    r"\[(?P<pid>\d+)\] \S*@(?P<db>\S+) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)"
+)
+_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "BEGIN ISOLATION LEVEL READ COMMITTED"}
+
+
+async def _recreate(name: str) -> str:
+    conn = await asyncpg.connect(databases.PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
+    finally:
+        await conn.close()
+    return databases.pg_url(name)
+
+
+def statements_since(offset: int) -> list[tuple[str, str]]:
+    """(backend pid, first line of SQL) of every statement the service ran since `offset`."""
+    with PG_LOG.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode("utf-8", "replace")
+    found = []
+    for line in text.splitlines():
+        match = _LINE.search(line)
+        if match and match["db"] == DATABASE:
+            found.append((match["pid"], match["sql"].strip().rstrip(";")))
+    return found
+
+
+def _shape(sql: str) -> str:
+    """A statement without its values: what it does, for the per-event list."""
+    sql = re.sub(r"\$\d+(::\w+)?", "?", sql)
+    sql = re.sub(r"\(\?(, \?)+\)", "(…)", sql)
+    words = sql.split()
+    head = " ".join(words[:4])
+    table = next(
+        (words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() in ("FROM", "INTO", "UPDATE")),
+        "",
+    )
+    return f"{head} … [{table}]" if table else head
+
+
+def summarise(found: list[tuple[str, str]], events: int) -> dict[str, Any]:
+    control = [sql for _pid, sql in found if sql.upper() in _CONTROL]
+    work = [sql for _pid, sql in found if sql.upper() not in _CONTROL]
+    return {
+        "events": events,
+        "statements": len(work),
+        "statements_per_event": round(len(work) / events, 2),
+        "begin_commit_rollback": len(control),
+        "kinds": Counter(_shape(sql) for sql in work).most_common(),
+    }
+
+
+async def post(client: httpx.AsyncClient, web_url: str, seq: int, tag: str) -> None:
+    _type, body = webhook_body(seq, random.Random(seq), tag=tag)
+    response = await client.post(
+        web_url + "/webhooks/partner",
+        content=body,
+        headers={"content-type": "application/json", "x-webhook-token": SECRET},
+    )
+    response.raise_for_status()
+
+
+async def wait_received(sink: SinkState, count: int, *, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(sink.received) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(sink.received)} of {count} notifications arrived")
+        await asyncio.sleep(0.01)
+
+
+async def window(
+    name: str, url: str, run: Any, events: int, settle: float
+) -> dict[str, Any]:
+    """Count what `run()` (which delivers `events` events) costs, settled both sides."""
+    await asyncio.sleep(1.5)  # pg_stat_database catches up when backends go idle
+    offset = PG_LOG.stat().st_size  # noqa: ASYNC240 - one stat, before the window
+    before = await transactions(name)
+    started = time.monotonic()
+    await run()
+    await settled(url)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(settle)
+    after = await transactions(name)
+    found = statements_since(offset)
+    report = summarise(found, events)
+    report["log"] = [f"{pid} {sql[:160]}" for pid, sql in found]
+    report |= {
+        "seconds": round(elapsed + settle, 2),
+        "transactions": after - before,
+        "transactions_per_event": round((after - before) / events, 2),
+    }
+    return report
+
+
+async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    url = await _recreate(DATABASE)
+    await asyncio.to_thread(databases.migrate, url)
+    await asyncio.to_thread(databases.flush_redis, REDIS_URL)
+    sink = SinkState()
+    report: dict[str, Any] = {}
+    async with (
+        serve_app(create_fake_hub_app(hub_state(), api_key=API_KEY)) as hub_url,
+        serve_app(create_sink_app(sink)) as sink_url,
+    ):
+        rules = write_rules(work / "rules", RULES.format(sink=sink_url.rsplit(":", 1)[1]))
+        env = receiver_env(
+            database_url=url, redis_url=REDIS_URL, workers=1, rules=rules, log_level="INFO"
+        )
+        env.pop("SWEEP_INTERVAL")  # production timings
+        env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
+        web_port = processes.free_port()
+        web = processes.start(
+            "per-event-web", processes.receiver_args(port=web_port), env=env, port=web_port,
+            log_dir=work,
+        )
+        worker = processes.start(
+            "per-event-worker", ["-m", "receiver", "worker"], env=env, port=0, log_dir=work
+        )
+        tag = f"pe{time.time_ns()}"
+        try:
+            await asyncio.to_thread(processes.wait_http, web, path="/healthz")
+            await asyncio.to_thread(processes.wait_log, worker, "runtime open")
+            await first_delivery(web.url, sink, 0)  # connections opened, start-up passes run
+            await settled(url)
+            await asyncio.sleep(args.settle)
+            async with httpx.AsyncClient(timeout=30.0) as client:
+
+                async def one_at_a_time() -> None:
+                    for n in range(1, args.events + 1):
+                        seen = len(sink.received)
+                        await post(client, web.url, n, tag)
+                        await wait_received(sink, seen + 1)
+
+                report["sequential"] = await window(
+                    DATABASE, url, one_at_a_time, args.events, args.settle
+                )
+                print(json.dumps({k: v for k, v in report["sequential"].items() if k != "kinds"}))
+
+                async def burst() -> None:
+                    seen = len(sink.received)
+                    base = 10_000
+                    gate = asyncio.Semaphore(64)
+
+                    async def one(n: int) -> None:
+                        async with gate:
+                            await post(client, web.url, base + n, tag)
+
+                    await asyncio.gather(*(one(n) for n in range(args.burst)))
+                    await wait_received(sink, seen + args.burst)
+
+                report["burst"] = await window(DATABASE, url, burst, args.burst, args.settle)
+                print(json.dumps({k: v for k, v in report["burst"].items() if k != "kinds"}))
+        finally:
+            processes.stop(web)
+            processes.stop(worker)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.per_event")
+    parser.add_argument("--events", type=int, default=30, help="events posted one at a time")
+    parser.add_argument("--burst", type=int, default=1000, help="events posted at once")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after each window")
+    parser.add_argument("--dump", type=Path, help="write the sequential window's statements here")
+    args = parser.parse_args()
+    if not os.access(PG_LOG, os.R_OK):
+        raise SystemExit(f"cannot read the PostgreSQL log {PG_LOG} (set BENCH_PG_LOG)")
+    with TemporaryDirectory() as tmp:
+        report = asyncio.run(measure(args, Path(tmp)))
+    print("statements of the sequential window, per event:")
+    for kind, count in report["sequential"]["kinds"]:
+        print(f"  {count / args.events:5.2f}  {kind}")
+    if args.dump is not None:
+        args.dump.write_text("\n".join(report["sequential"]["log"]) + "\n")
+    for part in ("sequential", "burst"):
+        del report[part]["log"]
+    OUT.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (OUT / f"per-event-{stamp}.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
