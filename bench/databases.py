@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 from redis.asyncio import Redis
 
-from bench.processes import ROOT
+from bench.processes import Code, code_or_default
 
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "hub_bench")
@@ -41,31 +41,36 @@ async def _recreate_pg(database: str) -> None:
         await conn.close()
 
 
-def migrate(database_url: str) -> None:
-    """Apply the receiver's migrations the way production does (`hub-receiver migrate`)."""
+def migrate(database_url: str, code: Code | None = None) -> None:
+    """Apply the migrations of `code` the way production does (`hub-receiver migrate`).
+
+    The receiver finds alembic.ini and migrations/ next to its own package, so a baseline
+    tree is migrated with its own schema.
+    """
+    code = code_or_default(code)
     subprocess.run(
         [sys.executable, "-m", "receiver", "migrate"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"},
+        cwd=code.root,
+        env={**os.environ, **code.env, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"},
         check=True,
         capture_output=True,
     )
 
 
-def fresh_pg() -> str:
+def fresh_pg(code: Code | None = None) -> str:
     """Drop and create the bench database, migrate it, return its SQLAlchemy URL."""
     asyncio.run(_recreate_pg(PG_DATABASE))
     url = pg_url()
-    migrate(url)
+    migrate(url, code)
     return url
 
 
-def fresh_sqlite(directory: Path, name: str) -> str:
+def fresh_sqlite(directory: Path, name: str, code: Code | None = None) -> str:
     path = directory / f"{name}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite+aiosqlite:///{path}"
-    migrate(url)
+    migrate(url, code)
     return url
 
 

@@ -125,9 +125,19 @@ async def first_delivery(web_url: str, sink: SinkState, seq: int) -> float:
     return time.monotonic() - started
 
 
-async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+async def measure(
+    work: Path,
+    *,
+    idle: float,
+    settle: float,
+    rounds: int,
+    code: processes.Code | None = None,
+    log_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Idle `rounds` times for `idle` seconds; the service runs from `code`'s tree."""
+    log_dir = log_dir or work
     url = await _recreate(DATABASE)
-    await asyncio.to_thread(databases.migrate, url)
+    await asyncio.to_thread(databases.migrate, url, code)
     await asyncio.to_thread(databases.flush_redis, REDIS_URL)
     sink = SinkState()
     report: dict[str, Any] = {"rounds": []}
@@ -143,10 +153,20 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
         web_port = processes.free_port()
         web = processes.start(
-            "idle-web", processes.receiver_args(port=web_port), env=env, port=web_port, log_dir=work
+            "idle-web",
+            processes.receiver_args(port=web_port),
+            env=env,
+            port=web_port,
+            log_dir=log_dir,
+            code=code,
         )
         worker = processes.start(
-            "idle-worker", ["-m", "receiver", "worker"], env=env, port=0, log_dir=work
+            "idle-worker",
+            ["-m", "receiver", "worker"],
+            env=env,
+            port=0,
+            log_dir=log_dir,
+            code=code,
         )
         try:
             await asyncio.to_thread(processes.wait_http, web, path="/healthz")
@@ -154,17 +174,23 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             # One event first: connections opened, the baseline reconcile pass done.
             report["warm_up_s"] = round(await first_delivery(web.url, sink, 0), 3)
             await settled(url)
-            await asyncio.sleep(args.settle)
-            for n in range(1, args.rounds + 1):
-                idle = await counted_idle(DATABASE, args.idle)
-                idle["first_delivery_s"] = round(await first_delivery(web.url, sink, n), 3)
-                await asyncio.sleep(args.settle)  # the event's own work stays out of the count
-                report["rounds"].append(idle)
-                print(json.dumps(idle), flush=True)
+            await asyncio.sleep(settle)
+            for n in range(1, rounds + 1):
+                counted = await counted_idle(DATABASE, idle)
+                counted["first_delivery_s"] = round(await first_delivery(web.url, sink, n), 3)
+                await asyncio.sleep(settle)  # the event's own work stays out of the count
+                report["rounds"].append(counted)
+                print(json.dumps(counted), flush=True)
         finally:
             processes.stop(web)
             processes.stop(worker)
-            report["logs"] = str(work)
+            report["logs"] = str(log_dir)
+    total = sum(r["transactions"] for r in report["rounds"])
+    seconds = sum(r["seconds"] for r in report["rounds"])
+    report["summary"] = {
+        "transactions_per_second": round(total / seconds, 3),
+        "first_delivery_s": [r["first_delivery_s"] for r in report["rounds"]],
+    }
     return report
 
 
@@ -176,17 +202,13 @@ def main() -> None:
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here")
     args = parser.parse_args()
     with TemporaryDirectory() as tmp:
-        report = asyncio.run(measure(args, Path(tmp)))
+        report = asyncio.run(
+            measure(Path(tmp), idle=args.idle, settle=args.settle, rounds=args.rounds)
+        )
         if args.keep_logs is not None:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
             for log in Path(tmp).glob("*.log"):
                 (args.keep_logs / log.name).write_bytes(log.read_bytes())
-    total = sum(r["transactions"] for r in report["rounds"])
-    seconds = sum(r["seconds"] for r in report["rounds"])
-    report["summary"] = {
-        "transactions_per_second": round(total / seconds, 3),
-        "first_delivery_s": [r["first_delivery_s"] for r in report["rounds"]],
-    }
     print(json.dumps(report["summary"]), flush=True)
     OUT.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

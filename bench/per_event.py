@@ -127,9 +127,7 @@ async def wait_received(sink: SinkState, count: int, *, timeout: float = 300.0) 
         await asyncio.sleep(0.01)
 
 
-async def window(
-    name: str, url: str, run: Any, events: int, settle: float
-) -> dict[str, Any]:
+async def window(name: str, url: str, run: Any, events: int, settle: float) -> dict[str, Any]:
     """Count what `run()` (which delivers `events` events) costs, settled both sides."""
     await asyncio.sleep(1.5)  # pg_stat_database catches up when backends go idle
     offset = PG_LOG.stat().st_size  # noqa: ASYNC240 - one stat, before the window
@@ -151,9 +149,19 @@ async def window(
     return report
 
 
-async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+async def measure(
+    work: Path,
+    *,
+    events: int,
+    burst: int,
+    settle: float,
+    code: processes.Code | None = None,
+    log_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Both windows (`events` one at a time, then `burst` at once), served from `code`."""
+    log_dir = log_dir or work
     url = await _recreate(DATABASE)
-    await asyncio.to_thread(databases.migrate, url)
+    await asyncio.to_thread(databases.migrate, url, code)
     await asyncio.to_thread(databases.flush_redis, REDIS_URL)
     sink = SinkState()
     report: dict[str, Any] = {}
@@ -169,11 +177,20 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
         web_port = processes.free_port()
         web = processes.start(
-            "per-event-web", processes.receiver_args(port=web_port), env=env, port=web_port,
-            log_dir=work,
+            "per-event-web",
+            processes.receiver_args(port=web_port),
+            env=env,
+            port=web_port,
+            log_dir=log_dir,
+            code=code,
         )
         worker = processes.start(
-            "per-event-worker", ["-m", "receiver", "worker"], env=env, port=0, log_dir=work
+            "per-event-worker",
+            ["-m", "receiver", "worker"],
+            env=env,
+            port=0,
+            log_dir=log_dir,
+            code=code,
         )
         tag = f"pe{time.time_ns()}"
         try:
@@ -181,21 +198,23 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             await asyncio.to_thread(processes.wait_log, worker, "runtime open")
             await first_delivery(web.url, sink, 0)  # connections opened, start-up passes run
             await settled(url)
-            await asyncio.sleep(args.settle)
+            await asyncio.sleep(settle)
             async with httpx.AsyncClient(timeout=30.0) as client:
 
                 async def one_at_a_time() -> None:
-                    for n in range(1, args.events + 1):
+                    for n in range(1, events + 1):
                         seen = len(sink.received)
                         await post(client, web.url, n, tag)
                         await wait_received(sink, seen + 1)
 
-                report["sequential"] = await window(
-                    DATABASE, url, one_at_a_time, args.events, args.settle
+                report["sequential"] = await window(DATABASE, url, one_at_a_time, events, settle)
+                print(
+                    json.dumps(
+                        {k: v for k, v in report["sequential"].items() if k not in ("kinds", "log")}
+                    )
                 )
-                print(json.dumps({k: v for k, v in report["sequential"].items() if k != "kinds"}))
 
-                async def burst() -> None:
+                async def burst_window() -> None:
                     seen = len(sink.received)
                     base = 10_000
                     gate = asyncio.Semaphore(64)
@@ -204,11 +223,15 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         async with gate:
                             await post(client, web.url, base + n, tag)
 
-                    await asyncio.gather(*(one(n) for n in range(args.burst)))
-                    await wait_received(sink, seen + args.burst)
+                    await asyncio.gather(*(one(n) for n in range(burst)))
+                    await wait_received(sink, seen + burst)
 
-                report["burst"] = await window(DATABASE, url, burst, args.burst, args.settle)
-                print(json.dumps({k: v for k, v in report["burst"].items() if k != "kinds"}))
+                report["burst"] = await window(DATABASE, url, burst_window, burst, settle)
+                print(
+                    json.dumps(
+                        {k: v for k, v in report["burst"].items() if k not in ("kinds", "log")}
+                    )
+                )
         finally:
             processes.stop(web)
             processes.stop(worker)
@@ -225,7 +248,9 @@ def main() -> None:
     if not os.access(PG_LOG, os.R_OK):
         raise SystemExit(f"cannot read the PostgreSQL log {PG_LOG} (set BENCH_PG_LOG)")
     with TemporaryDirectory() as tmp:
-        report = asyncio.run(measure(args, Path(tmp)))
+        report = asyncio.run(
+            measure(Path(tmp), events=args.events, burst=args.burst, settle=args.settle)
+        )
     print("statements of the sequential window, per event:")
     for kind, count in report["sequential"]["kinds"]:
         print(f"  {count / args.events:5.2f}  {kind}")

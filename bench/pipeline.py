@@ -95,7 +95,7 @@ def upstreams(log_dir: Path, results: Path) -> Iterator[dict[str, int]]:
         process.wait(30)
 
 
-def _pipeline_env(url: str, ports: dict[str, int], rules: Path, log_level: str) -> dict[str, str]:
+def pipeline_env(url: str, ports: dict[str, int], rules: Path, log_level: str) -> dict[str, str]:
     env = receiver_env(
         database_url=url,
         redis_url=databases.REDIS_URL,
@@ -189,23 +189,29 @@ async def _stage_breakdown(url: str) -> dict[str, Any]:
     }
 
 
-def _wait_for(path: Path, seconds: float) -> None:
+def wait_for(path: Path, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not path.exists():
         time.sleep(0.1)
 
 
 def run_e2e(
-    work: Path, *, log_dir: Path, rate: float, seconds: float, log_level: str = "INFO"
+    work: Path,
+    *,
+    log_dir: Path,
+    rate: float,
+    seconds: float,
+    log_level: str = "INFO",
+    code: processes.Code | None = None,
 ) -> dict[str, Any]:
-    url = databases.fresh_pg()
+    url = databases.fresh_pg(code)
     databases.flush_redis()
     results_path = work / "e2e-upstreams.json"
     results_path.unlink(missing_ok=True)
     report: dict[str, Any] = {"rate": rate, "seconds": seconds}
     with upstreams(log_dir, results_path) as ports:
         rules = write_rules(work / "rules-e2e", RULES.format(sink=ports["sink"]))
-        env = _pipeline_env(url, ports, rules, log_level)
+        env = pipeline_env(url, ports, rules, log_level)
         web_port = processes.free_port()
         with (
             processes.running(
@@ -214,6 +220,7 @@ def run_e2e(
                 env=env,
                 port=web_port,
                 log_dir=log_dir,
+                code=code,
             ) as web,
             processes.running(
                 "e2e-worker",
@@ -221,6 +228,7 @@ def run_e2e(
                 env=env,
                 port=0,
                 log_dir=log_dir,
+                code=code,
                 ready_path=None,
                 settle=2.0,
             ) as worker,
@@ -243,7 +251,7 @@ def run_e2e(
                 # Drain: wait until the worker's queue is empty and the sink has had them all.
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    depth = asyncio.run(_queue_depth())
+                    depth = asyncio.run(queue_depth())
                     if depth == 0:
                         break
                     time.sleep(0.2)
@@ -254,7 +262,7 @@ def run_e2e(
                 "worker_peak_mb": round(worker_watch.peak_largest, 1),
             }
             report["cpu"] = {"web": web_cpu.result, "worker": worker_cpu.result}
-    _wait_for(results_path, 30)
+    wait_for(results_path, 30)
     received = json.loads(results_path.read_text())
     sink_ms: list[float] = []
     unmatched = 0
@@ -303,7 +311,7 @@ def run_e2e(
     return report
 
 
-async def _queue_depth() -> int:
+async def queue_depth() -> int:
     queue = ArqQueue(databases.REDIS_URL)
     try:
         return await queue.depth() or 0
@@ -359,9 +367,14 @@ async def _enqueue_deliveries(ids: list[int]) -> None:
 
 
 def run_fanout(
-    work: Path, *, log_dir: Path, deliveries: int, log_level: str = "INFO"
+    work: Path,
+    *,
+    log_dir: Path,
+    deliveries: int,
+    log_level: str = "INFO",
+    code: processes.Code | None = None,
 ) -> dict[str, Any]:
-    url = databases.fresh_pg()
+    url = databases.fresh_pg(code)
     databases.flush_redis()
     results_path = work / "fanout-upstreams.json"
     results_path.unlink(missing_ok=True)
@@ -370,7 +383,7 @@ def run_fanout(
     report: dict[str, Any] = {"deliveries": deliveries}
     with upstreams(log_dir, results_path) as ports:
         rules = write_rules(work / "rules-fanout", RULES.format(sink=ports["sink"]))
-        env = _pipeline_env(url, ports, rules, log_level)
+        env = pipeline_env(url, ports, rules, log_level)
         started = time.time()
         with processes.running(
             "fanout-worker",
@@ -378,6 +391,7 @@ def run_fanout(
             env=env,
             port=0,
             log_dir=log_dir,
+            code=code,
             ready_path=None,
             settle=0.0,
         ) as worker:
@@ -385,7 +399,7 @@ def run_fanout(
             cpu_before = processes.cpu_seconds(worker.pid)
             with processes.MemoryWatch(worker.pid) as watch, processes.CpuShare(worker.pid) as cpu:
                 deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and asyncio.run(_queue_depth()) > 0:
+                while time.monotonic() < deadline and asyncio.run(queue_depth()) > 0:
                     time.sleep(0.2)
                 time.sleep(1.0)
             worker_cpu = processes.cpu_seconds(worker.pid) - cpu_before
@@ -394,7 +408,7 @@ def run_fanout(
             # Less sensitive to the shared machine than the rate: the worker's own CPU time
             # (all its threads) per delivery, idle polling after the last one included.
             report["worker_cpu_ms_per_delivery"] = round(1000 * worker_cpu / deliveries, 2)
-    _wait_for(results_path, 30)
+    wait_for(results_path, 30)
     received = json.loads(results_path.read_text())
     times = sorted(item["at"] for item in received["sink"])
     report["arrived"] = len(times)

@@ -8,6 +8,8 @@ ever signalled, by their group id.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib.util
 import os
 import signal
 import socket
@@ -21,6 +23,52 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Code:
+    """The receiver tree a server runs from: its `receiver` package, alembic.ini, migrations.
+
+    A process started for it runs in `root` with PYTHONPATH=`root`: the project is installed
+    editable (a .pth naming the checkout), and both the working directory `python -m` puts
+    first on sys.path and PYTHONPATH win over a .pth, so `import receiver` is `root`'s.
+    """
+
+    name: str
+    root: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.root)}
+
+    @classmethod
+    def imported(cls) -> Code:
+        """The tree this interpreter imports `receiver` from (a baseline's, under bench.run)."""
+        spec = importlib.util.find_spec("receiver")
+        assert spec is not None and spec.origin is not None
+        return cls(name="current", root=Path(spec.origin).resolve().parents[1])
+
+
+# Used where no code is passed: the working tree in the bench process, the baseline's tree in
+# a bench module run as a subprocess for the baseline. `bench.run` also sets it around
+# bench/ingest.py's calls, which take no code parameter (that file is someone else's).
+DEFAULT_CODE: contextvars.ContextVar[Code | None] = contextvars.ContextVar(
+    "DEFAULT_CODE", default=None
+)
+
+
+def code_or_default(code: Code | None) -> Code:
+    return code or DEFAULT_CODE.get() or Code.imported()
+
+
+@contextlib.contextmanager
+def using(code: Code) -> Iterator[None]:
+    """Start every server without an explicit code from `code` for the block."""
+    token = DEFAULT_CODE.set(code)
+    try:
+        yield
+    finally:
+        DEFAULT_CODE.reset(token)
 
 
 def free_port() -> int:
@@ -217,13 +265,15 @@ def start(
     env: Mapping[str, str],
     port: int,
     log_dir: Path,
+    code: Code | None = None,
 ) -> Server:
+    code = code_or_default(code)
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
+            cwd=code.root,
+            env={**os.environ, **code.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -252,9 +302,10 @@ def running(
     log_dir: Path,
     ready_path: str | None = "/healthz",
     settle: float = 0.5,
+    code: Code | None = None,
 ) -> Iterator[Server]:
     """Run a server for the block; `ready_path` None means "started" is enough (a worker)."""
-    server = start(name, args, env=env, port=port, log_dir=log_dir)
+    server = start(name, args, env=env, port=port, log_dir=log_dir, code=code)
     try:
         if ready_path is not None:
             wait_http(server, path=ready_path)

@@ -50,7 +50,7 @@ from typing import Any
 from sqlalchemy import event
 
 from bench.databases import fresh_pg, fresh_sqlite
-from bench.processes import ROOT
+from bench.processes import ROOT, Code
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
 from receiver.dev.sample_data import build_channel, build_client
 from receiver.http.loopback import serve_app
@@ -373,7 +373,10 @@ def run_one(
         )
     finally:
         requests = hub.stop()
-    return summarise(name, measured, requests, page_size=args.page_size)
+    # Which tree's receiver ran the sweep (bench.run runs it for a baseline export too).
+    return summarise(name, measured, requests, page_size=args.page_size) | {
+        "receiver_root": str(Code.imported().root)
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -384,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", default=DEFAULT_RATE, help="PARTNER_API_RATE")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE)
     parser.add_argument("--enrich-rate", type=float, default=2.0, help="get_channel calls/s")
+    parser.add_argument("--out", type=Path, help="also write the runs (JSON list) here")
     parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_hub is not None:
@@ -405,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     (OUT / f"reconcile_sweep-{stamp}.json").write_text(json.dumps(record | {"runs": results}))
+    if args.out is not None:
+        args.out.write_text(json.dumps(results))
 
 
 if __name__ == "__main__":
