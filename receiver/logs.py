@@ -58,14 +58,32 @@ def configure_logging(
     root.addHandler(handler)
     _CONFIGURED_HANDLER = handler
     root.setLevel(level)
-    # Apprise prints URLs (with tokens) at DEBUG; SQL echo would print bound values.
-    logging.getLogger("apprise").setLevel(max(logging.INFO, root.level))
+    # Apprise prints URLs (with tokens) at DEBUG; SQL echo would print bound values. Its INFO
+    # lines ("Notifying 1 service(s).", "Sent ... notification.") say again what our
+    # "delivery sent" line says, twice per send: they show at DEBUG only.
+    apprise_level = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("apprise").setLevel(max(logging.INFO, apprise_level))
+    arq_worker = logging.getLogger("arq.worker")
+    for old in [f for f in arq_worker.filters if isinstance(f, _ArqJobLines)]:
+        arq_worker.removeFilter(old)
+    if root.level > logging.DEBUG:
+        arq_worker.addFilter(_ArqJobLines())
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd, in `dev` and tests
+
+
+class _ArqJobLines(logging.Filter):
+    """Drop arq's two INFO lines per job (start `→`, end `←`) outside DEBUG: our own lines
+    ("event processed", "delivery sent") say what each job did. Retries, cancellations and
+    start-up and shutdown lines still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (record.levelno == logging.INFO and ("→" in message or "←" in message))
 
 
 @contextmanager

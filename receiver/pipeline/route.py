@@ -400,7 +400,9 @@ async def insert_delivery(
                 now=now,
             )
     if claim and row["state"] == DeliveryState.PENDING:
-        row.update(state=DeliveryState.SENDING, attempts=1, claimed_at=now, enqueued_at=None)
+        # `enqueued_at` stays: the sweep leaves the row alone until it is stale, and a claim
+        # that outlives SEND_LEASE (its sender died) is claimed again like any other.
+        row.update(state=DeliveryState.SENDING, attempts=1, claimed_at=now)
     new_id = await deliveries.insert_delivery(session, row=row)
     if new_id is not None:
         created.append((new_id, row["state"], row["target_kind"]))

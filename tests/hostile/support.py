@@ -174,6 +174,9 @@ def json_log_lines(level: str = "DEBUG") -> Iterator[io.StringIO]:
         logs._CONFIGURED_HANDLER = None
         for name, value in levels.items():
             logging.getLogger(name).setLevel(value)
+        arq_worker = logging.getLogger("arq.worker")
+        for installed in list(arq_worker.filters):
+            arq_worker.removeFilter(installed)
 
 
 def parsed_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
