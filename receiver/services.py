@@ -12,6 +12,7 @@ from receiver.db.engine import Engine, Sessions, create_engine, create_sessionma
 from receiver.metrics import Metrics
 from receiver.partner.client import PartnerClient, RateGate
 from receiver.queue import JobQueue
+from receiver.rate_slots import DatabaseSlots, SlotStore
 from receiver.routing.rules_state import RulesHolder
 from receiver.settings import Settings
 
@@ -48,6 +49,7 @@ class Services:
     relay: Handover | None = None
     partner: PartnerClient | None = None
     rules_holder: RulesHolder | None = None
+    slots: SlotStore | None = None  # where shared rate limits live (Redis, when there is one)
     extras: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -55,6 +57,10 @@ class Services:
         if self.rules_holder is None:
             raise RuntimeError("routing rules are not loaded in this process")
         return self.rules_holder
+
+    def rate_slots(self) -> SlotStore:
+        """The shared rate limits' slots: Redis when wired, else the database's rows."""
+        return self.slots if self.slots is not None else DatabaseSlots(self.sessions)
 
     def require_queue(self) -> JobQueue:
         if self.queue is None:

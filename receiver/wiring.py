@@ -19,6 +19,7 @@ from receiver.jobs.relay import Relay
 from receiver.metrics import Metrics
 from receiver.notify import apprise as delivery
 from receiver.ops.retention import run_retention
+from receiver.rate_slots import DatabaseSlots, RedisSlots
 from receiver.routing.rules_state import RulesHolder, load
 from receiver.services import Role, Services, base_services, partner_client, utc_now
 from receiver.settings import Settings
@@ -43,12 +44,12 @@ def watchers() -> list[Watcher]:
 
 
 def partner_rate(services: Services) -> SharedLimiter | None:
-    """The PARTNER_API_RATE limit, shared through the database by every process."""
+    """The PARTNER_API_RATE limit, shared by every process (receiver.rate_slots)."""
     interval = services.settings.partner_api_rate
     if interval is None:
         return None
     return SharedLimiter(
-        services.sessions, name=PARTNER_API_LIMIT, interval=interval, clock=services.clock
+        services.rate_slots(), name=PARTNER_API_LIMIT, interval=interval, clock=services.clock
     )
 
 
@@ -77,10 +78,14 @@ async def open_runtime(
         except BaseException:
             await services.engine.dispose()
             raise
+    queue = ArqQueue(settings.redis_url) if settings.redis_url else None
+    if queue is not None:
+        # Every process of a deployment has REDIS_URL: its rate limits live there too.
+        services.slots = RedisSlots(queue.redis, fallback=DatabaseSlots(services.sessions))
     services.partner = partner_client(settings, services.metrics, rate=partner_rate(services))
     ctx = {"services": services}
-    if settings.redis_url:
-        services.queue = ArqQueue(settings.redis_url)
+    if queue is not None:
+        services.queue = queue
     elif role == "web":
         # On SQLite every job competes with the webhook writer for the one write lock:
         # two at a time keep the acknowledgement path fast (bench/RESULTS.md).

@@ -41,7 +41,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "receiver.ingest",
         ),
     ),
-    ("services", ("receiver.services", "receiver.queue")),  # resources a process passes down
+    # resources a process passes down
+    ("services", ("receiver.services", "receiver.queue", "receiver.rate_slots")),
     ("pipeline", ("receiver.pipeline",)),
     ("jobs", ("receiver.jobs", "receiver.watch")),
     ("ops", ("receiver.ops",)),

@@ -262,7 +262,7 @@ def balance_limiter(
 ) -> SharedLimiter:
     """The one balance limit, shared through the database by every process."""
     return SharedLimiter(
-        services.sessions,
+        services.rate_slots(),
         name=LIMIT_NAME,
         interval=LIMIT_INTERVAL + LIMIT_MARGIN,
         clock=services.clock,

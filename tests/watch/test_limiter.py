@@ -13,6 +13,7 @@ import pytest
 
 from receiver.db.store import watch as store
 from receiver.partner.client import PartnerClient
+from receiver.rate_slots import DatabaseSlots
 from receiver.services import Services, partner_client, utc_now
 from receiver.settings import Settings
 from receiver.watch.limiter import SharedLimiter
@@ -66,7 +67,7 @@ async def test_two_engines_share_one_limit(
                 times.append(time.monotonic())
 
         limiters = [
-            SharedLimiter(s.sessions, name="api", interval=interval, clock=utc_now)
+            SharedLimiter(DatabaseSlots(s.sessions), name="api", interval=interval, clock=utc_now)
             for s in (one, two)
         ]
         await asyncio.gather(*(take(None, limiter, 5) for limiter in limiters))
@@ -78,11 +79,13 @@ PROCESS_SCRIPT = """
 import asyncio, sys, time
 from receiver.db.engine import create_engine, create_sessionmaker
 from receiver.services import utc_now
+from receiver.rate_slots import DatabaseSlots
 from receiver.watch.limiter import SharedLimiter
 
 async def main() -> None:
     engine = create_engine(sys.argv[1])
-    limiter = SharedLimiter(create_sessionmaker(engine), name="api", interval=0.2, clock=utc_now)
+    slots = DatabaseSlots(create_sessionmaker(engine))
+    limiter = SharedLimiter(slots, name="api", interval=0.2, clock=utc_now)
     for _ in range(5):
         await limiter.acquire()
         print(time.time(), flush=True)

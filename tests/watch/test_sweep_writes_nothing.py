@@ -65,10 +65,16 @@ def write_statements(services: Services) -> Iterator[list[str]]:
 
 
 def sweep_settings(
-    make_settings: Callable[..., Settings], url: str, hub: Hub, *, rate: str
+    make_settings: Callable[..., Settings],
+    url: str,
+    hub: Hub,
+    *,
+    rate: str,
+    redis_url: str | None = None,
 ) -> Settings:
     return make_settings(
         database_url=url,
+        redis_url=redis_url,
         d360_partner_id=PARTNER_ID,
         d360_api_key=API_KEY,
         d360_api_base=hub.url,
@@ -103,14 +109,25 @@ async def test_a_second_sweep_over_unchanged_channels_writes_nothing(
     assert after == before
 
 
-async def test_with_the_shared_limit_on_a_second_sweep_writes_only_its_rate_slots(
+async def test_with_the_shared_limit_in_redis_a_second_sweep_writes_nothing(
+    database_url: str, redis_url: str, make_settings: Callable[..., Settings], hub: Hub
+) -> None:
+    # The deployment shape: REDIS_URL set, so the shared Partner API limit lives in Redis.
+    add_channels(hub, CHANNELS)
+    settings = sweep_settings(make_settings, database_url, hub, rate="1000/s", redis_url=redis_url)
+    before, after, writes = await sweep_twice(settings, hub)
+    assert writes == []
+    assert after == before
+
+
+async def test_without_redis_a_second_sweep_writes_only_its_rate_slots(
     database_url: str, make_settings: Callable[..., Settings], hub: Hub
 ) -> None:
     add_channels(hub, CHANNELS)
     settings = sweep_settings(make_settings, database_url, hub, rate="1000/s")
     before, after, writes = await sweep_twice(settings, hub)
     # One reservation per page of the shared Partner API limit (the one row `partner_api`):
-    # the limit is shared through the database, so every request moves it on.
+    # without Redis the limit is shared through the database, so every request moves it on.
     pages = -(-len(hub.state.channels) // 10) + -(-len(hub.state.clients) // 10)
     assert len(writes) == pages
     assert all("RATE_SLOTS" in w for w in writes), writes
