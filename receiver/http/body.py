@@ -20,7 +20,15 @@ class BodyTimeoutError(Exception):
 
 
 async def read_limited_body(request: Request, limit: int, *, timeout: float) -> bytes:
-    declared = request.headers.get("content-length")
+    # From the raw header list: `request.headers` would build a mapping of every header.
+    declared = next(
+        (
+            value.decode("latin-1")
+            for name, value in request.scope["headers"]
+            if name == b"content-length"
+        ),
+        None,
+    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError
     chunks: list[bytes] = []

@@ -9,6 +9,7 @@ retries. A request head over `MAX_HEADER_BYTES` never gets here (431, `http/serv
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -16,7 +17,8 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.types import Scope
 
 from receiver.http.body import BodyTimeoutError, BodyTooLargeError, read_limited_body
 from receiver.http.errors import json_error
@@ -32,6 +34,11 @@ log = logging.getLogger("receiver.webhook")
 SIGNATURE_HEADER = "x-360dialog-signature"
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-forwarded-for", "x-request-id")
 ENDPOINT = "webhooks/partner"
+# What the handler reads besides the kept headers (the shared-secret header is added per
+# request: its name is a setting).
+READ_HEADERS = frozenset(
+    name.encode("latin-1") for name in (*KEPT_HEADERS, "content-encoding", SIGNATURE_HEADER)
+)
 # 360dialog sends plain JSON; a compressed body would only fail later as "not UTF-8".
 ACCEPTED_ENCODINGS = ("", "identity")
 
@@ -47,6 +54,24 @@ def is_json_content_type(value: str | None) -> bool:
 
 def new_correlation_id() -> str:
     return secrets.token_hex(8)
+
+
+@functools.lru_cache(maxsize=4)
+def _wanted_headers(secret_header: str) -> frozenset[bytes]:
+    return READ_HEADERS | {secret_header.encode("latin-1")}
+
+
+def read_headers(scope: Scope, wanted: frozenset[bytes]) -> dict[str, str]:
+    """The `wanted` request headers, first value of each, in one pass over the raw list.
+
+    Starlette's `request.headers` builds a mapping of every header and scans the list again
+    for each lookup; the hot path needs a handful, read once.
+    """
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in wanted:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 async def partner_webhook(request: Request) -> Response:
@@ -78,7 +103,11 @@ def _reject(
 
 async def _handle(request: Request, services: Services) -> Response:
     settings = services.settings
-    if not is_json_content_type(request.headers.get("content-type")):
+    # Never the shared-secret header in what is kept, whatever it is named (the signature
+    # is only noted as present).
+    secret_header = settings.webhook_shared_secret_header.lower()
+    headers = read_headers(request.scope, _wanted_headers(secret_header))
+    if not is_json_content_type(headers.get("content-type")):
         return _reject(
             services,
             request,
@@ -86,7 +115,7 @@ async def _handle(request: Request, services: Services) -> Response:
             reason="unsupported_media_type",
             detail="send the event as JSON with Content-Type: application/json",
         )
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in ACCEPTED_ENCODINGS:
         return _reject(
             services,
@@ -126,8 +155,8 @@ async def _handle(request: Request, services: Services) -> Response:
         return response
     auth = authenticate(
         body=body,
-        signature=request.headers.get(SIGNATURE_HEADER),
-        shared_secret=request.headers.get(settings.webhook_shared_secret_header),
+        signature=headers.get(SIGNATURE_HEADER),
+        shared_secret=headers.get(secret_header),
         signing_secrets=request.app.state.signing_secrets,
         shared_secrets=request.app.state.shared_secrets,
     )
@@ -173,19 +202,17 @@ async def _handle(request: Request, services: Services) -> Response:
         )
     parsed = parse_event(document)
     correlation_id = new_correlation_id()
-    # Never the shared-secret header, whatever it is named (the signature is only noted).
-    secret_header = settings.webhook_shared_secret_header.lower()
-    headers: dict[str, str | bool] = {
-        name: request.headers[name][:200]
+    kept: dict[str, str | bool] = {
+        name: headers[name][:200]
         for name in KEPT_HEADERS
-        if name in request.headers and name != secret_header
+        if name in headers and name != secret_header
     }
-    headers["signature_present"] = SIGNATURE_HEADER in request.headers
+    kept["signature_present"] = SIGNATURE_HEADER in headers
     row = webhook_row(
         parsed,
         text=text,
         verification=auth.verification.value,
-        headers=headers,
+        headers=kept,
         received_at=services.clock(),
     )
     row.update(dedup_key=webhook_dedup_key(document, parsed, body), correlation_id=correlation_id)
@@ -209,7 +236,9 @@ async def _handle(request: Request, services: Services) -> Response:
     services.metrics.events_received.labels(
         source="webhook", event_type=event_label(parsed.event_type), outcome=outcome
     ).inc()
-    log.info(
+    # The receipt is logged at INFO once per committed batch by the writer (ids, correlation
+    # ids, types); this line per request is DEBUG (at INFO: ~17 µs, 5 % of the process).
+    log.debug(
         "webhook %s",
         outcome,
         extra={
@@ -223,4 +252,4 @@ async def _handle(request: Request, services: Services) -> Response:
     answer: dict[str, Any] = {"status": outcome, "event_id": result.event_id}
     if not result.duplicate:
         answer["correlation_id"] = correlation_id
-    return JSONResponse(answer, status_code=200)
+    return Response(orjson.dumps(answer), media_type="application/json")

@@ -145,6 +145,7 @@ class EventWriter:
             return
         new_ids: list[int] = []
         seen: set[str] = set()
+        receipts: list[dict[str, Any]] = []
         for item in pending:
             key = item.row["dedup_key"]
             result = results[key]
@@ -154,6 +155,24 @@ class EventWriter:
             if not result.duplicate:
                 new_ids.append(result.event_id)
             item.future.set_result(result)
+            receipts.append(
+                {
+                    "event_id": result.event_id,
+                    "correlation_id": item.row.get("correlation_id"),
+                    "event_type": item.row.get("event_type"),
+                    "source": item.row.get("source"),
+                    "outcome": "duplicate" if result.duplicate else "accepted",
+                }
+            )
+        if receipts:
+            # One line per commit, not per request: operations follow an event from here by
+            # its correlation id or event id (docs/operations.md, "Logs").
+            log.info(
+                "events committed: %d new, %d duplicate",
+                len(new_ids),
+                len(receipts) - len(new_ids),
+                extra={"events": receipts},
+            )
         if new_ids and self._on_committed is not None:
             self._on_committed(new_ids)
 
