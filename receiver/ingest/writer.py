@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from receiver.db.engine import Engine
 from receiver.db.errors import ROW_REFUSED
@@ -43,14 +43,25 @@ class _Pending:
     future: asyncio.Future[WriteResult] = field(repr=False)
 
 
+class CommitListener(Protocol):
+    """Told the ids of the events each commit stored (the relay, which hands them over)."""
+
+    def __call__(self, event_ids: Sequence[int], *, marked: bool) -> None: ...
+
+
 class EventWriter:
-    """Owns the batching loop; `write()` returns once the row is durably committed."""
+    """Owns the batching loop; `write()` returns once the row is durably committed.
+
+    With a listener (the relay), each row is written already marked handed over
+    (`enqueued_at`): the relay enqueues it right after the commit, and takes the mark back if
+    the queue refuses it, so a hand-over costs no second statement per batch.
+    """
 
     def __init__(
         self,
         engine: Engine,
         *,
-        on_committed: Callable[[Sequence[int]], None] | None = None,
+        on_committed: CommitListener | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._engine = engine
@@ -85,6 +96,8 @@ class EventWriter:
         if self._task is None or self._task.done():
             raise StoreUnavailableError("event writer is not running")
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        if self._on_committed is not None:
+            row["enqueued_at"] = row["received_at"]
         self._queue.put_nowait(_Pending(row=row, future=future))
         return await future
 
@@ -174,7 +187,7 @@ class EventWriter:
                 extra={"events": receipts},
             )
         if new_ids and self._on_committed is not None:
-            self._on_committed(new_ids)
+            self._on_committed(new_ids, marked=True)
 
     async def _insert_events(self, rows: list[dict[str, Any]]) -> dict[str, WriteResult]:
         if not rows:

@@ -1,7 +1,12 @@
 """The outbox relay: hands committed work to the queue in batches, and sweeps up the rest.
 
 The web process tells the relay which events it just committed; the relay enqueues them in
-one batch and marks them handed over (`enqueued_at`). If the queue is down nothing is lost:
+one batch and marks them handed over (`enqueued_at`). The webhook writer writes that mark
+with the row (`marked=True`: no second statement per batch), so the relay only takes it back
+when the queue refuses them; a web process killed between its commit and the hand-over
+leaves marked rows that the next start-up sweep (which takes every unprocessed event) or,
+with other web processes still running, a sweep after `REQUEUE_AFTER` hands over.
+If the queue is down nothing is lost:
 the rows are still unprocessed in the database, and the sweep (at start-up, then every
 `SWEEP_INTERVAL`) re-enqueues every event and delivery that is due and has not been handed
 over, or was handed over so long ago (`REQUEUE_AFTER`) that the job must have been lost.
@@ -54,6 +59,7 @@ class Relay:
         self._sweep_interval = sweep_interval
         self._requeue_after = timedelta(seconds=requeue_after)
         self._pending: list[int] = []
+        self._premarked: set[int] = set()  # pending ids written with their `enqueued_at`
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_sweep_at: datetime | None = None
@@ -64,9 +70,15 @@ class Relay:
         self.queue_ok = True
         self._idle_factor = 1  # doubles after each sweep that found nothing
 
-    def events_committed(self, event_ids: Sequence[int]) -> None:
-        """Called by the event writer after each commit (no I/O here)."""
+    def events_committed(self, event_ids: Sequence[int], *, marked: bool = False) -> None:
+        """Called by the event writer after each commit (no I/O here).
+
+        `marked`: the rows were written with `enqueued_at` already (taken back if the queue
+        refuses them).
+        """
         self._pending.extend(event_ids)
+        if marked:
+            self._premarked.update(event_ids)
         self._wake.set()
 
     def start(self) -> None:
@@ -112,6 +124,8 @@ class Relay:
         if not self._pending:
             return 0
         ids, self._pending = self._pending, []
+        premarked = self._premarked.intersection(ids)
+        self._premarked.difference_update(ids)
         try:
             await self._queue.enqueue_many(
                 [JobRequest(PROCESS_EVENT, event_id) for event_id in ids]
@@ -119,9 +133,12 @@ class Relay:
         except QueueUnavailableError as exc:
             self.queue_ok = False
             log.warning("queue unavailable (%s): %d events left for the sweep", exc, len(ids))
+            if premarked:  # not handed over after all: the next sweep takes them
+                async with self._engine.begin() as conn:
+                    await events.unmark_events_enqueued(conn, event_ids=sorted(premarked))
             return 0
         self.queue_ok = True
-        await self._mark(event_ids=ids)
+        await self._mark(event_ids=[i for i in ids if i not in premarked])
         return len(ids)
 
     async def _mark(

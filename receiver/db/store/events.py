@@ -177,3 +177,10 @@ async def mark_events_enqueued(
     await connection.execute(
         update(Event).where(Event.id.in_(list(event_ids))).values(enqueued_at=at)
     )
+
+
+async def unmark_events_enqueued(connection: AsyncConnection, *, event_ids: Sequence[int]) -> None:
+    """Take back the hand-over mark of events the queue refused (the sweep takes them)."""
+    await connection.execute(
+        update(Event).where(Event.id.in_(list(event_ids))).values(enqueued_at=None)
+    )
