@@ -209,6 +209,9 @@ def run_idle(ctx: Context, code: Code) -> dict[str, Any]:
     )
 
 
+SWEEP_REDIS_URL = os.environ.get("BENCH_SWEEP_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
 def run_sweep(ctx: Context, code: Code) -> dict[str, Any]:
     """bench/reconcile_sweep.py on PostgreSQL, in a process of its own running `code`.
 
@@ -226,6 +229,8 @@ def run_sweep(ctx: Context, code: Code) -> dict[str, Any]:
                 *(sys.executable, "-m", "bench.reconcile_sweep", "--db", "postgresql"),
                 *("--channels", str(channels), "--clients", str(channels // 10)),
                 *("--rate", "1000/s", "--enrich-rate", "8", "--out", str(out)),
+                # As deployed: REDIS_URL set (where the working tree keeps the shared limit).
+                *("--redis", SWEEP_REDIS_URL),
             ],
             cwd=code.root,
             env={**os.environ, **code.env},

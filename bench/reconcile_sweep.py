@@ -49,7 +49,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.databases import fresh_pg, fresh_sqlite
+from bench.databases import flush_redis, fresh_pg, fresh_sqlite
 from bench.processes import ROOT, Code
 from receiver.dev.fake_hub import FakeHubState, create_fake_hub_app
 from receiver.dev.sample_data import build_channel, build_client
@@ -204,9 +204,12 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
 # -- one database -----------------------------------------------------------------------------
 
 
-def settings_for(database_url: str, hub_url: str, rate: str) -> Settings:
+def settings_for(
+    database_url: str, hub_url: str, rate: str, redis_url: str | None = None
+) -> Settings:
     return Settings(
         database_url=database_url,
+        redis_url=redis_url,
         d360_partner_id=PARTNER_ID,
         d360_api_key=API_KEY,
         d360_api_base=hub_url,
@@ -272,9 +275,15 @@ async def quiet_pass(services: Services, *, page_size: int) -> dict[str, Any]:
 
 
 async def measure(
-    database_url: str, hub_url: str, *, rate: str, page_size: int, enrich_rate: float
+    database_url: str,
+    hub_url: str,
+    *,
+    rate: str,
+    page_size: int,
+    enrich_rate: float,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
-    settings = settings_for(database_url, hub_url, rate)
+    settings = settings_for(database_url, hub_url, rate, redis_url)
     async with (
         open_runtime(settings, role="cli") as sweeper,
         open_runtime(settings, role="cli") as enricher,
@@ -369,6 +378,7 @@ def run_one(
                 rate=args.rate,
                 page_size=args.page_size,
                 enrich_rate=args.enrich_rate,
+                redis_url=args.redis,
             )
         )
     finally:
@@ -388,12 +398,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE)
     parser.add_argument("--enrich-rate", type=float, default=2.0, help="get_channel calls/s")
     parser.add_argument("--out", type=Path, help="also write the runs (JSON list) here")
+    parser.add_argument(
+        "--redis",
+        help="REDIS_URL, as a deployment has it (the shared limit then lives in Redis); "
+        "its database is flushed first",
+    )
     parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_hub is not None:
         asyncio.run(_serve_hub(args.serve_hub, channels=args.channels, clients=args.clients))
         return
     logging.basicConfig(level=logging.WARNING)
+    if args.redis:
+        flush_redis(args.redis)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
