@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -95,23 +96,33 @@ async def deliver_one(app: RunningApp, sink: Sink, n: int) -> None:
     await app.drain()
 
 
-async def test_one_delivered_event_stays_within_its_statement_budget(
+@pytest.fixture
+def one_rule(
     pipeline_settings: Callable[..., Settings],
     pg_url: str,
     sink: Sink,
     rules_dir: Callable[[str], Path],
+) -> Callable[..., Settings]:
+    """PostgreSQL, one rule sending every event to the sink, no timed sweep (it would count)."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": pg_url,
+            "rules_path": rules_dir(RULES.format(url=sink.json_url("/ops"))),
+            "sweep_interval": 3600.0,
+            "webhook_shared_secret": [WEBHOOK_TOKEN],
+        }
+        return pipeline_settings(**(values | overrides))
+
+    return make
+
+
+async def test_one_delivered_event_stays_within_its_statement_budget(
+    one_rule: Callable[..., Settings], sink: Sink
 ) -> None:
-    settings = pipeline_settings(
-        database_url=pg_url,
-        rules_path=rules_dir(RULES.format(url=sink.json_url("/ops"))),
-        # No sweep during the count: it would be counted (the bench counts it; see there).
-        sweep_interval=3600.0,
-        webhook_shared_secret=[WEBHOOK_TOKEN],
-        # Deployed with Redis, the Partner API limit lives there and costs the database
-        # nothing (tests/watch/test_redis_slots.py); this app has no Redis.
-        partner_api_rate="off",
-    )
-    async with running_app(settings) as app:
+    # Deployed with Redis, the Partner API limit lives there and costs the database nothing
+    # (tests/watch/test_redis_slots.py); this app has no Redis.
+    async with running_app(one_rule(partner_api_rate="off")) as app:
         await deliver_one(app, sink, 1)  # first sighting: the channel and client are new
         await app.flush_writer()
         with counted(app.services.engine) as tally:
@@ -122,22 +133,14 @@ async def test_one_delivered_event_stays_within_its_statement_budget(
 
 
 async def test_a_first_attempt_in_flight_is_left_alone_by_the_sweep(
-    pipeline_settings: Callable[..., Settings],
-    pg_url: str,
-    sink: Sink,
-    rules_dir: Callable[[str], Path],
+    one_rule: Callable[..., Settings], sink: Sink
 ) -> None:
-    # A row written claimed for its first attempt must not look due to the relay's sweep:
-    # a job it queued would find the row claimed, end, and (its id kept by arq) swallow the
-    # retry that the failed attempt then asks for.
-    settings = pipeline_settings(
-        database_url=pg_url,
-        rules_path=rules_dir(RULES.format(url=sink.json_url("/ops"))),
-        sweep_interval=3600.0,
-        webhook_shared_secret=[WEBHOOK_TOKEN],
-        delivery_timeout=30.0,
-    )
-    async with running_app(settings) as app:
+    # A row written claimed for its first attempt must not look due to the relay's sweep: a
+    # job it queued would wait in the queue under the row's job id, so the retry that the
+    # failing attempt then asks for (same id) would be dropped as already queued, and the
+    # queued job, run early, would find the row not due and end: the retry waited for the
+    # next sweep.
+    async with running_app(one_rule(delivery_timeout=30.0)) as app:
         await app.relay.sweep()  # the start-up sweep (takes everything) is behind us
         sink.state.hang(30)
         await post_authenticated(app, webhook("channel_live", ACME_LIVE))
