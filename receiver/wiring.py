@@ -100,6 +100,7 @@ async def open_runtime(
             clock=services.clock,
             sweep_interval=settings.sweep_interval,
             requeue_after=settings.requeue_after,
+            send_lease=settings.send_lease,
         )
         relay.start()
         services.relay = relay

@@ -52,12 +52,14 @@ class Relay:
         clock: Callable[[], datetime],
         sweep_interval: float,
         requeue_after: float,
+        send_lease: float,
     ) -> None:
         self._engine = engine
         self._queue = queue
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._requeue_after = timedelta(seconds=requeue_after)
+        self._send_lease = timedelta(seconds=send_lease)
         self._pending: list[int] = []
         self._premarked: set[int] = set()  # pending ids written with their `enqueued_at`
         self._wake = asyncio.Event()
@@ -161,7 +163,11 @@ class Relay:
         async with self._engine.connect() as conn:
             event_ids = await events.due_event_ids(conn, now=now, stale=stale, limit=SWEEP_BATCH)
             delivery_ids = await deliveries.due_delivery_ids(
-                conn, now=now, stale=stale, limit=SWEEP_BATCH
+                conn,
+                now=now,
+                stale=stale,
+                claim_stale_before=now - self._send_lease,
+                limit=SWEEP_BATCH,
             )
             # Routed without the Partner API: try again while the facts still matter.
             reenrich_ids = await events.reenrichment_due_ids(

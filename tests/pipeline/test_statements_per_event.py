@@ -8,6 +8,7 @@ arq and two processes, is `bench/per_event.py`'s; this test keeps the path from 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import traceback
 from collections.abc import Callable, Iterator
@@ -146,6 +147,23 @@ async def test_a_first_attempt_in_flight_is_left_alone_by_the_sweep(
         await post_authenticated(app, webhook("channel_live", ACME_LIVE))
         await app.flush_writer()
         await sink.state.wait_for(1, timeout=10)  # the first attempt is being sent
+        assert await app.relay.sweep() == 0
+        sink.state.recover()
+        await app.drain()
+
+
+async def test_a_send_in_flight_is_not_queued_again_once_its_hand_over_is_old(
+    one_rule: Callable[..., Settings], sink: Sink
+) -> None:
+    # The same for any send that outlasts REQUEUE_AFTER: the sweep judges a `sending` row by
+    # its claim (stale only after SEND_LEASE), not by when it was handed over.
+    async with running_app(one_rule(delivery_timeout=30.0, requeue_after=0.2)) as app:
+        await app.relay.sweep()
+        sink.state.hang(30)
+        await post_authenticated(app, webhook("channel_live", ACME_LIVE))
+        await app.flush_writer()
+        await sink.state.wait_for(1, timeout=10)
+        await asyncio.sleep(0.5)  # its hand-over is now older than REQUEUE_AFTER
         assert await app.relay.sweep() == 0
         sink.state.recover()
         await app.drain()

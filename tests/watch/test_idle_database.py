@@ -76,6 +76,7 @@ async def test_a_quiet_relay_sweeps_less_often_and_hands_over_at_once(
             clock=lambda: datetime.now(UTC),
             sweep_interval=0.2,
             requeue_after=5.0,
+            send_lease=settings.send_lease,
         )
         sweeps: list[float] = []
         original = relay.sweep

@@ -14,9 +14,6 @@ from receiver.db.dialect import upsert
 from receiver.db.tables import Delivery, DeliveryAttempt, Event
 from receiver.vocabulary import DeliveryState
 
-# Due for a send: waiting, failed and due again, or claimed by a worker that died.
-DUE_STATES = (DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.SENDING)
-
 
 async def deliveries_of_event(session: AsyncSession, *, event_id: int) -> list[Delivery]:
     """Every delivery row of the event, in every round, oldest first."""
@@ -220,16 +217,26 @@ async def record_outcomes(
 
 
 async def due_delivery_ids(
-    connection: AsyncConnection, *, now: datetime, stale: datetime, limit: int
+    connection: AsyncConnection,
+    *,
+    now: datetime,
+    stale: datetime,
+    claim_stale_before: datetime,
+    limit: int,
 ) -> list[int]:
-    """Rows due for a send that are not handed over to the queue since `stale`."""
+    """Rows due for a send (as a claim judges them: a `sending` row only once its sender's
+    claim is older than `claim_stale_before`) not handed over to the queue since `stale`.
+
+    A row being sent is never queued again by the sweep: a job queued for it would hold the
+    row's job id, and the retry its sender asks for after a failure would be dropped as
+    already queued.
+    """
     return list(
         (
             await connection.execute(
                 select(Delivery.id)
                 .where(
-                    Delivery.state.in_(DUE_STATES),
-                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                    _due(now=now, stale_before=claim_stale_before),
                     or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < stale),
                 )
                 .order_by(Delivery.id)
