@@ -45,6 +45,11 @@ FAST_ENV: dict[str, str] = {
     "REQUEUE_AFTER": "5s",
     "DELIVERY_RETRY_SCHEDULE": "1s,2s,3s",
     "DELIVERY_TIMEOUT": "5s",
+    # A first attempt is written claimed with its event's processing; if that commit's answer
+    # is lost (the database killed mid-commit), nobody sends the row until its claim is
+    # stale: SEND_LEASE (90 s in production, where REQUEUE_AFTER is 120 s). Shorter here, as
+    # REQUEUE_AFTER is, and still well past DELIVERY_TIMEOUT.
+    "SEND_LEASE": "20s",
     "ENRICH_MAX_WAIT": "3s",
     "D360_TIMEOUT": "2",
     # The fault tests count their own webhooks end to end; the watchers would add events of
