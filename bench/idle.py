@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -61,14 +64,80 @@ SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1
 """
 
 
-async def _recreate(name: str) -> str:
+async def recreate(name: str, *, log_statements: bool = False) -> str:
+    """Drop and create database `name` (with PostgreSQL logging its every statement)."""
     conn = await asyncpg.connect(databases.PG_ADMIN_DSN)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
+        if log_statements:
+            await conn.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
     finally:
         await conn.close()
     return databases.pg_url(name)
+
+
+@dataclass(frozen=True)
+class Served:
+    database_url: str
+    web_url: str
+    sink: SinkState
+
+
+@contextlib.asynccontextmanager
+async def served(
+    name: str,
+    *,
+    database: str,
+    redis_url: str,
+    work: Path,
+    log_dir: Path,
+    code: processes.Code | None,
+    log_statements: bool = False,
+) -> AsyncIterator[Served]:
+    """`serve` + `worker` from `code`'s tree on a fresh database, production timings, the
+    fake Partner API and a sink hearing every event (RULES); warmed up and settled."""
+    url = await recreate(database, log_statements=log_statements)
+    await asyncio.to_thread(databases.migrate, url, code)
+    await asyncio.to_thread(databases.flush_redis, redis_url)
+    sink = SinkState()
+    async with (
+        serve_app(create_fake_hub_app(hub_state(), api_key=API_KEY)) as hub_url,
+        serve_app(create_sink_app(sink)) as sink_url,
+    ):
+        rules = write_rules(work / "rules", RULES.format(sink=sink_url.rsplit(":", 1)[1]))
+        env = receiver_env(
+            database_url=url, redis_url=redis_url, workers=1, rules=rules, log_level="INFO"
+        )
+        env.pop("SWEEP_INTERVAL")  # production timings
+        env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
+        web_port = processes.free_port()
+        web = processes.start(
+            f"{name}-web",
+            processes.receiver_args(port=web_port),
+            env=env,
+            port=web_port,
+            log_dir=log_dir,
+            code=code,
+        )
+        worker = processes.start(
+            f"{name}-worker",
+            ["-m", "receiver", "worker"],
+            env=env,
+            port=0,
+            log_dir=log_dir,
+            code=code,
+        )
+        try:
+            await asyncio.to_thread(processes.wait_http, web, path="/healthz")
+            await asyncio.to_thread(processes.wait_log, worker, "runtime open")
+            # One event first: connections opened, the start-up passes done.
+            await first_delivery(web.url, sink, 0)
+            await settled(url)
+            yield Served(database_url=url, web_url=web.url, sink=sink)
+        finally:
+            processes.stop(web)
+            processes.stop(worker)
 
 
 async def transactions(name: str) -> int:
@@ -136,55 +205,19 @@ async def measure(
 ) -> dict[str, Any]:
     """Idle `rounds` times for `idle` seconds; the service runs from `code`'s tree."""
     log_dir = log_dir or work
-    url = await _recreate(DATABASE)
-    await asyncio.to_thread(databases.migrate, url, code)
-    await asyncio.to_thread(databases.flush_redis, REDIS_URL)
-    sink = SinkState()
-    report: dict[str, Any] = {"rounds": []}
-    async with (
-        serve_app(create_fake_hub_app(hub_state(), api_key=API_KEY)) as hub_url,
-        serve_app(create_sink_app(sink)) as sink_url,
-    ):
-        rules = write_rules(work / "rules", RULES.format(sink=sink_url.rsplit(":", 1)[1]))
-        env = receiver_env(
-            database_url=url, redis_url=REDIS_URL, workers=1, rules=rules, log_level="INFO"
-        )
-        env.pop("SWEEP_INTERVAL")  # production timings
-        env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
-        web_port = processes.free_port()
-        web = processes.start(
-            "idle-web",
-            processes.receiver_args(port=web_port),
-            env=env,
-            port=web_port,
-            log_dir=log_dir,
-            code=code,
-        )
-        worker = processes.start(
-            "idle-worker",
-            ["-m", "receiver", "worker"],
-            env=env,
-            port=0,
-            log_dir=log_dir,
-            code=code,
-        )
-        try:
-            await asyncio.to_thread(processes.wait_http, web, path="/healthz")
-            await asyncio.to_thread(processes.wait_log, worker, "runtime open")
-            # One event first: connections opened, the baseline reconcile pass done.
-            report["warm_up_s"] = round(await first_delivery(web.url, sink, 0), 3)
-            await settled(url)
-            await asyncio.sleep(settle)
-            for n in range(1, rounds + 1):
-                counted = await counted_idle(DATABASE, idle)
-                counted["first_delivery_s"] = round(await first_delivery(web.url, sink, n), 3)
-                await asyncio.sleep(settle)  # the event's own work stays out of the count
-                report["rounds"].append(counted)
-                print(json.dumps(counted), flush=True)
-        finally:
-            processes.stop(web)
-            processes.stop(worker)
-            report["logs"] = str(log_dir)
+    report: dict[str, Any] = {"rounds": [], "logs": str(log_dir)}
+    async with served(
+        "idle", database=DATABASE, redis_url=REDIS_URL, work=work, log_dir=log_dir, code=code
+    ) as service:
+        await asyncio.sleep(settle)
+        for n in range(1, rounds + 1):
+            counted = await counted_idle(DATABASE, idle)
+            counted["first_delivery_s"] = round(
+                await first_delivery(service.web_url, service.sink, n), 3
+            )
+            await asyncio.sleep(settle)  # the event's own work stays out of the count
+            report["rounds"].append(counted)
+            print(json.dumps(counted), flush=True)
     total = sum(r["transactions"] for r in report["rounds"])
     seconds = sum(r["seconds"] for r in report["rounds"])
     report["summary"] = {

@@ -37,16 +37,13 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-import asyncpg
 import httpx
 
-from bench import databases, processes
-from bench.events import API_KEY, PARTNER_ID, hub_state, webhook_body
-from bench.idle import RULES, first_delivery, settled, transactions
-from bench.ingest import SECRET, receiver_env, write_rules
-from receiver.dev.fake_hub import create_fake_hub_app
-from receiver.dev.sink import SinkState, create_sink_app
-from receiver.http.loopback import serve_app
+from bench import processes
+from bench.events import webhook_body
+from bench.idle import served, settled, transactions
+from bench.ingest import SECRET
+from receiver.dev.sink import SinkState
 
 DATABASE = os.environ.get("BENCH_PER_EVENT_DATABASE", "hub_per_event")
 REDIS_URL = os.environ.get("BENCH_PER_EVENT_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -58,17 +55,6 @@ _LINE = re.compile(
     r"\[(?P<pid>\d+)\] \S*@(?P<db>\S+) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)"
 )
 _CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "BEGIN ISOLATION LEVEL READ COMMITTED"}
-
-
-async def _recreate(name: str) -> str:
-    conn = await asyncpg.connect(databases.PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
-    finally:
-        await conn.close()
-    return databases.pg_url(name)
 
 
 def statements_since(offset: int) -> list[tuple[str, str]]:
@@ -160,81 +146,50 @@ async def measure(
 ) -> dict[str, Any]:
     """Both windows (`events` one at a time, then `burst` at once), served from `code`."""
     log_dir = log_dir or work
-    url = await _recreate(DATABASE)
-    await asyncio.to_thread(databases.migrate, url, code)
-    await asyncio.to_thread(databases.flush_redis, REDIS_URL)
-    sink = SinkState()
     report: dict[str, Any] = {}
-    async with (
-        serve_app(create_fake_hub_app(hub_state(), api_key=API_KEY)) as hub_url,
-        serve_app(create_sink_app(sink)) as sink_url,
-    ):
-        rules = write_rules(work / "rules", RULES.format(sink=sink_url.rsplit(":", 1)[1]))
-        env = receiver_env(
-            database_url=url, redis_url=REDIS_URL, workers=1, rules=rules, log_level="INFO"
-        )
-        env.pop("SWEEP_INTERVAL")  # production timings
-        env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
-        web_port = processes.free_port()
-        web = processes.start(
-            "per-event-web",
-            processes.receiver_args(port=web_port),
-            env=env,
-            port=web_port,
-            log_dir=log_dir,
-            code=code,
-        )
-        worker = processes.start(
-            "per-event-worker",
-            ["-m", "receiver", "worker"],
-            env=env,
-            port=0,
-            log_dir=log_dir,
-            code=code,
-        )
-        tag = f"pe{time.time_ns()}"
-        try:
-            await asyncio.to_thread(processes.wait_http, web, path="/healthz")
-            await asyncio.to_thread(processes.wait_log, worker, "runtime open")
-            await first_delivery(web.url, sink, 0)  # connections opened, start-up passes run
-            await settled(url)
-            await asyncio.sleep(settle)
-            async with httpx.AsyncClient(timeout=30.0) as client:
+    tag = f"pe{time.time_ns()}"
+    async with served(
+        "per-event",
+        database=DATABASE,
+        redis_url=REDIS_URL,
+        work=work,
+        log_dir=log_dir,
+        code=code,
+        log_statements=True,
+    ) as service:
+        url, sink, web_url = service.database_url, service.sink, service.web_url
+        await asyncio.sleep(settle)
+        async with httpx.AsyncClient(timeout=30.0) as client:
 
-                async def one_at_a_time() -> None:
-                    for n in range(1, events + 1):
-                        seen = len(sink.received)
-                        await post(client, web.url, n, tag)
-                        await wait_received(sink, seen + 1)
-
-                report["sequential"] = await window(DATABASE, url, one_at_a_time, events, settle)
-                print(
-                    json.dumps(
-                        {k: v for k, v in report["sequential"].items() if k not in ("kinds", "log")}
-                    )
-                )
-
-                async def burst_window() -> None:
+            async def one_at_a_time() -> None:
+                for n in range(1, events + 1):
                     seen = len(sink.received)
-                    base = 10_000
-                    gate = asyncio.Semaphore(64)
+                    await post(client, web_url, n, tag)
+                    await wait_received(sink, seen + 1)
 
-                    async def one(n: int) -> None:
-                        async with gate:
-                            await post(client, web.url, base + n, tag)
-
-                    await asyncio.gather(*(one(n) for n in range(burst)))
-                    await wait_received(sink, seen + burst)
-
-                report["burst"] = await window(DATABASE, url, burst_window, burst, settle)
-                print(
-                    json.dumps(
-                        {k: v for k, v in report["burst"].items() if k not in ("kinds", "log")}
-                    )
+            report["sequential"] = await window(DATABASE, url, one_at_a_time, events, settle)
+            print(
+                json.dumps(
+                    {k: v for k, v in report["sequential"].items() if k not in ("kinds", "log")}
                 )
-        finally:
-            processes.stop(web)
-            processes.stop(worker)
+            )
+
+            async def burst_window() -> None:
+                seen = len(sink.received)
+                base = 10_000
+                gate = asyncio.Semaphore(64)
+
+                async def one(n: int) -> None:
+                    async with gate:
+                        await post(client, web_url, base + n, tag)
+
+                await asyncio.gather(*(one(n) for n in range(burst)))
+                await wait_received(sink, seen + burst)
+
+            report["burst"] = await window(DATABASE, url, burst_window, burst, settle)
+            print(
+                json.dumps({k: v for k, v in report["burst"].items() if k not in ("kinds", "log")})
+            )
     return report
 
 
