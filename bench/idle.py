@@ -94,9 +94,11 @@ async def served(
     log_dir: Path,
     code: processes.Code | None,
     log_statements: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Served]:
-    """`serve` + `worker` from `code`'s tree on a fresh database, production timings, the
-    fake Partner API and a sink hearing every event (RULES); warmed up and settled."""
+    """`serve` + `worker` from `code`'s tree on a fresh database, production timings (but
+    `extra_env`), the fake Partner API and a sink hearing every event (RULES); warmed up and
+    settled."""
     url = await recreate(database, log_statements=log_statements)
     await asyncio.to_thread(databases.migrate, url, code)
     await asyncio.to_thread(databases.flush_redis, redis_url)
@@ -111,6 +113,7 @@ async def served(
         )
         env.pop("SWEEP_INTERVAL")  # production timings
         env |= {"D360_PARTNER_ID": PARTNER_ID, "D360_API_KEY": API_KEY, "D360_API_BASE": hub_url}
+        env |= extra_env or {}
         web_port = processes.free_port()
         web = processes.start(
             f"{name}-web",

@@ -191,8 +191,8 @@ def run_per_event(ctx: Context, code: Code) -> dict[str, Any]:
             log_dir=ctx.logs(code),
         )
     )
-    for window in ("sequential", "burst"):
-        report[window].pop("log")
+    for window in report.values():
+        window.pop("log")
     return report
 
 

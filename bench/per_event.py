@@ -2,6 +2,7 @@
 
     uv run python -m bench.per_event                  # 30 events one at a time, then a burst
     uv run python -m bench.per_event --events 50 --burst 2000
+    uv run python -m bench.per_event --deployed-only  # without the PARTNER_API_RATE=off burst
 
 The deployment shape on PostgreSQL + Redis, as `bench.idle`: `hub-receiver serve` and
 `hub-receiver worker` as processes with production timings, the Partner API (a fake one in
@@ -12,10 +13,12 @@ log, prefixed with `user@database`; transactions come from `pg_stat_database`
 (`xact_commit + xact_rollback`), read from another database. Everything the service does in
 the window counts: its sweeps and watchers included.
 
-Two windows: events posted one at a time, each waiting for its notification (the worst case:
-no batch holds more than one row), and a burst posted at once (what group commits and batched
-claims make of load). The statement list of one sequential event is printed, grouped by
-process, as `bench/RESULTS.md` quotes it.
+Three windows: events posted one at a time, each waiting for its notification (the worst
+case: no batch holds more than one row); a burst posted at once (what group commits and
+batched claims make of load, at the deployed PARTNER_API_RATE, which spaces the events out to
+5 enrichments a second); and the same burst on a service with PARTNER_API_RATE=off. The
+statement list of one sequential event is printed, grouped by process, as `bench/RESULTS.md`
+quotes it.
 
 The server's log is read from `BENCH_PG_LOG` (default Debian's
 `/var/log/postgresql/postgresql-15-main.log`); `log_line_prefix` must name the database
@@ -32,6 +35,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -41,7 +45,7 @@ import httpx
 
 from bench import processes
 from bench.events import webhook_body
-from bench.idle import served, settled, transactions
+from bench.idle import Served, served, settled, transactions
 from bench.ingest import SECRET
 from receiver.dev.sink import SinkState
 
@@ -143,54 +147,88 @@ async def measure(
     settle: float,
     code: processes.Code | None = None,
     log_dir: Path | None = None,
+    unlimited: bool = True,
 ) -> dict[str, Any]:
-    """Both windows (`events` one at a time, then `burst` at once), served from `code`."""
+    """The windows, served from `code`: `events` one at a time, then `burst` at once, as
+    deployed; then (`unlimited`) the burst again on a service with PARTNER_API_RATE=off."""
     log_dir = log_dir or work
     report: dict[str, Any] = {}
     tag = f"pe{time.time_ns()}"
-    async with served(
-        "per-event",
-        database=DATABASE,
-        redis_url=REDIS_URL,
-        work=work,
-        log_dir=log_dir,
-        code=code,
-        log_statements=True,
-    ) as service:
-        url, sink, web_url = service.database_url, service.sink, service.web_url
+
+    def show(window: str) -> None:
+        shown = {k: v for k, v in report[window].items() if k not in ("kinds", "log")}
+        print(json.dumps({"window": window} | shown))
+
+    async with (
+        served(
+            "per-event",
+            database=DATABASE,
+            redis_url=REDIS_URL,
+            work=work,
+            log_dir=log_dir,
+            code=code,
+            log_statements=True,
+        ) as service,
+        httpx.AsyncClient(timeout=30.0) as client,
+    ):
+
+        async def one_at_a_time() -> None:
+            for n in range(1, events + 1):
+                seen = len(service.sink.received)
+                await post(client, service.web_url, n, tag)
+                await wait_received(service.sink, seen + 1)
+
         await asyncio.sleep(settle)
-        async with httpx.AsyncClient(timeout=30.0) as client:
-
-            async def one_at_a_time() -> None:
-                for n in range(1, events + 1):
-                    seen = len(sink.received)
-                    await post(client, web_url, n, tag)
-                    await wait_received(sink, seen + 1)
-
-            report["sequential"] = await window(DATABASE, url, one_at_a_time, events, settle)
-            print(
-                json.dumps(
-                    {k: v for k, v in report["sequential"].items() if k not in ("kinds", "log")}
-                )
-            )
-
-            async def burst_window() -> None:
-                seen = len(sink.received)
-                base = 10_000
-                gate = asyncio.Semaphore(64)
-
-                async def one(n: int) -> None:
-                    async with gate:
-                        await post(client, web_url, base + n, tag)
-
-                await asyncio.gather(*(one(n) for n in range(burst)))
-                await wait_received(sink, seen + burst)
-
-            report["burst"] = await window(DATABASE, url, burst_window, burst, settle)
-            print(
-                json.dumps({k: v for k, v in report["burst"].items() if k not in ("kinds", "log")})
-            )
+        url = service.database_url
+        report["sequential"] = await window(DATABASE, url, one_at_a_time, events, settle)
+        show("sequential")
+        burst_window = bursting(client, service, burst, tag)
+        report["burst"] = await window(DATABASE, url, burst_window, burst, settle)
+        show("burst")
+    if not unlimited:
+        return report
+    # The deployed PARTNER_API_RATE (5/s, one request per enriched event) spaces a burst's
+    # events out, so their claims and records seldom share a batch; without it they do.
+    async with (
+        served(
+            "per-event-unlimited",
+            database=DATABASE,
+            redis_url=REDIS_URL,
+            work=work,
+            log_dir=log_dir,
+            code=code,
+            log_statements=True,
+            extra_env={"PARTNER_API_RATE": "off"},
+        ) as service,
+        httpx.AsyncClient(timeout=30.0) as client,
+    ):
+        await asyncio.sleep(settle)
+        burst_window = bursting(client, service, burst, tag)
+        report["burst_unlimited"] = await window(
+            DATABASE, service.database_url, burst_window, burst, settle
+        )
+        show("burst_unlimited")
     return report
+
+
+def bursting(
+    client: httpx.AsyncClient, service: Served, burst: int, tag: str
+) -> Callable[[], Awaitable[None]]:
+    """A window's work: `burst` webhooks posted 64 at a time, then every notification."""
+
+    async def run() -> None:
+        seen = len(service.sink.received)
+        base = 10_000
+        gate = asyncio.Semaphore(64)
+
+        async def one(n: int) -> None:
+            async with gate:
+                await post(client, service.web_url, base + n, tag)
+
+        await asyncio.gather(*(one(n) for n in range(burst)))
+        await wait_received(service.sink, seen + burst)
+
+    return run
 
 
 def main() -> None:
@@ -198,21 +236,32 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30, help="events posted one at a time")
     parser.add_argument("--burst", type=int, default=1000, help="events posted at once")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after each window")
+    parser.add_argument(
+        "--deployed-only",
+        action="store_true",
+        help="skip the second burst (on a service with PARTNER_API_RATE=off)",
+    )
     parser.add_argument("--dump", type=Path, help="write the sequential window's statements here")
     args = parser.parse_args()
     if not os.access(PG_LOG, os.R_OK):
         raise SystemExit(f"cannot read the PostgreSQL log {PG_LOG} (set BENCH_PG_LOG)")
     with TemporaryDirectory() as tmp:
         report = asyncio.run(
-            measure(Path(tmp), events=args.events, burst=args.burst, settle=args.settle)
+            measure(
+                Path(tmp),
+                events=args.events,
+                burst=args.burst,
+                settle=args.settle,
+                unlimited=not args.deployed_only,
+            )
         )
     print("statements of the sequential window, per event:")
     for kind, count in report["sequential"]["kinds"]:
         print(f"  {count / args.events:5.2f}  {kind}")
     if args.dump is not None:
         args.dump.write_text("\n".join(report["sequential"]["log"]) + "\n")
-    for part in ("sequential", "burst"):
-        del report[part]["log"]
+    for part in report.values():
+        del part["log"]
     OUT.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"per-event-{stamp}.json").write_text(json.dumps(report))

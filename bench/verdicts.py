@@ -161,7 +161,9 @@ def _events(events: dict[str, Any]) -> list[Row]:
 
 def _per_event(per_event: dict[str, Any]) -> list[Row]:
     rows = []
-    for window in ("sequential", "burst"):
+    for window in ("sequential", "burst", "burst_unlimited"):
+        if window not in per_event:
+            continue
         found = per_event[window]
         statements, transactions = found["statements_per_event"], found["transactions_per_event"]
         rows += [

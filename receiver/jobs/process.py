@@ -6,7 +6,8 @@ one transaction: the pipeline step (snapshots, status change, claim verdict, del
 (`receiver.jobs.handoff`).
 
 Each run claims the event with a lease (a conditional update), so two runs of the same
-event never overlap even when a sweep re-enqueues it while it runs. Everything a run writes
+event never overlap even when a sweep re-enqueues it while it runs; the claims of the jobs
+that start at the same moment share one statement and one transaction. Everything a run writes
 lands in one transaction with the `processed` mark: a crash part-way leaves the event
 unprocessed and the next run starts over cleanly. When the Partner API is down the event is
 retried with backoff until ENRICH_MAX_WAIT after its receipt, then routed with what its
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from receiver.db.store import events
 from receiver.db.tables import Event
 from receiver.jobs.handoff import after_commit
 from receiver.logs import bind_event
-from receiver.pipeline.deliver import DB_RETRY
+from receiver.pipeline.deliver import DB_RETRY, MAX_BATCH
 from receiver.pipeline.enrich import (
     Enrichment,
     EnrichmentUnavailableError,
@@ -33,6 +35,7 @@ from receiver.pipeline.enrich import (
     give_up_at,
     retry_delay,
 )
+from receiver.pipeline.group_commit import GroupCommit
 from receiver.pipeline.step import take_step
 from receiver.queue import JobContext, RetryLater
 from receiver.services import Services
@@ -41,6 +44,14 @@ from receiver.vocabulary import EventState
 log = logging.getLogger("receiver.jobs.process")
 
 MAX_ATTEMPTS = 25  # a poison event stops here, visible as `failed`, instead of looping
+CLAIM_LINGER = 0.005  # seconds a busy worker lets event claims gather into one statement
+
+
+def _running(services: Services) -> int:
+    """How many `process_event` runs this process has in flight."""
+    found = services.extras.get("event_runs", 0)
+    assert isinstance(found, int)
+    return found
 
 
 def _held_leases(services: Services) -> dict[int, set[datetime]]:
@@ -57,27 +68,68 @@ def _held_leases(services: Services) -> dict[int, set[datetime]]:
 async def claim_event(services: Services, event_id: int) -> tuple[Event, bool] | None:
     """Take the lease on an unprocessed event; None when it is done or held by another run.
 
-    With the event comes whether its client is already stored.
+    With the event comes whether its client is already stored. The claims of the jobs that
+    ask at the same moment share one transaction (`_claims`); a retry whose earlier claim's
+    commit went unanswered claims alone, as only it may take its own lease back.
     """
+    own = _held_leases(services).get(event_id)
+    if own:
+        return (await _claim(services, [event_id], own_leases=own))[0]
+    return await _claims(services).submit(event_id)
+
+
+async def _claim(
+    services: Services, event_ids: list[int], *, own_leases: set[datetime] | None = None
+) -> list[tuple[Event, bool] | None]:
+    """Lease `event_ids` in one transaction; an id asked twice is leased to its first asker."""
     now = services.clock()
     lease_until = now + timedelta(seconds=services.settings.event_lease)
     held = _held_leases(services)
     try:
         async with services.sessions.begin() as session:
-            claimed = await events.claim_event(
+            claimed = await events.claim_events(
                 session,
-                event_id=event_id,
+                event_ids=event_ids,
                 now=now,
                 lease_until=lease_until,
-                # A retry after this process could not release (or never heard of) its lease.
-                own_leases=held.get(event_id, set()),
+                own_leases=own_leases or (),
             )
     except DATABASE_ERRORS:
-        held.setdefault(event_id, set()).add(lease_until)  # the commit may have landed
+        for event_id in event_ids:
+            held.setdefault(event_id, set()).add(lease_until)  # the commit may have landed
         raise
-    if claimed is not None:
-        held[event_id] = {lease_until}
-    return claimed
+    answers: list[tuple[Event, bool] | None] = []
+    for event_id in event_ids:
+        answers.append(claimed.pop(event_id, None))
+        if answers[-1] is not None:
+            held[event_id] = {lease_until}
+    return answers
+
+
+@dataclass
+class _Claims:
+    loop: asyncio.AbstractEventLoop
+    batch: GroupCommit[int, tuple[Event, bool] | None]
+
+
+def _claims(services: Services) -> GroupCommit[int, tuple[Event, bool] | None]:
+    """This process's event-claim batch (made on first use, on the running loop)."""
+    loop = asyncio.get_running_loop()
+    found = services.extras.get("event_claims")
+    if isinstance(found, _Claims) and found.loop is loop:
+        return found.batch
+
+    async def claim(event_ids: list[int]) -> list[tuple[Event, bool] | None]:
+        return await _claim(services, event_ids)
+
+    def linger() -> float:
+        # Other runs in flight: this process is busy and more claims follow within a few
+        # milliseconds (arq starts a poll's jobs one after another). A lone run claims at once.
+        return CLAIM_LINGER if _running(services) > 1 else 0.0
+
+    made = _Claims(loop=loop, batch=GroupCommit(claim, max_batch=MAX_BATCH, linger=linger))
+    services.extras["event_claims"] = made
+    return made.batch
 
 
 async def release_event(services: Services, event: Event, **values: Any) -> None:
@@ -95,6 +147,14 @@ async def release_event(services: Services, event: Event, **values: Any) -> None
 
 async def process_event(ctx: JobContext, event_id: int) -> None:
     services: Services = ctx["services"]
+    services.extras["event_runs"] = _running(services) + 1
+    try:
+        await _run(services, event_id)
+    finally:
+        services.extras["event_runs"] = _running(services) - 1
+
+
+async def _run(services: Services, event_id: int) -> None:
     try:
         claimed = await claim_event(services, event_id)
     except DATABASE_ERRORS as exc:

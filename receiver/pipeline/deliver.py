@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from receiver.db.errors import DATABASE_ERRORS, ROW_REFUSED
 from receiver.db.store import channels, deliveries
@@ -30,6 +30,7 @@ from receiver.db.tables import Delivery, Event
 from receiver.logs import bind_event
 from receiver.notify import apprise as transport
 from receiver.pipeline import fallbacks
+from receiver.pipeline.group_commit import GroupCommit
 from receiver.queue import JobContext, JobRequest, QueueUnavailableError, RetryLater
 from receiver.services import Services
 from receiver.vocabulary import CLIENT_EVENTS, CLIENT_TARGET, DeliveryState
@@ -346,68 +347,6 @@ async def record_outcomes(services: Services, units: list[_Unit]) -> list[list[i
                 now=now,
             )
     return notices
-
-
-In = TypeVar("In")
-Out = TypeVar("Out")
-
-
-class GroupCommit(Generic[In, Out]):
-    """Run the items jobs submit through `flush` together: one transaction for all of them.
-
-    Items that arrive while a flush runs wait for the next one, so a lone item pays no
-    extra wait and a busy worker writes as many rows per round trip as it has jobs
-    waiting. A batch failing with one of `split_on` (a row the database refused) is run
-    again item by item, so one bad row cannot hold up the others; any other failure (the
-    database is down) fails every item of the batch.
-    """
-
-    def __init__(
-        self,
-        flush: Callable[[list[In]], Awaitable[list[Out]]],
-        *,
-        max_batch: int,
-        split_on: tuple[type[BaseException], ...] = (),
-    ) -> None:
-        self._flush = flush
-        self._max_batch = max_batch
-        self._split_on = split_on
-        self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
-        self._runner: asyncio.Task[None] | None = None
-
-    async def submit(self, item: In) -> Out:
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run(), name="delivery-group-commit")
-        return await future
-
-    async def _run(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
-            await self._settle(batch)
-
-    async def _settle(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
-        try:
-            results = await self._flush([item for item, _future in batch])
-        except BaseException as exc:
-            if len(batch) > 1 and isinstance(exc, self._split_on):
-                await asyncio.gather(*(self._settle([entry]) for entry in batch))
-                return
-            for _item, future in batch:
-                if future.done():
-                    continue
-                if isinstance(exc, Exception):
-                    future.set_exception(exc)
-                else:
-                    future.cancel()  # the loop is going away: so do the waiting jobs
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_item, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
 
 
 MAX_BATCH = 100  # rows per claim or record transaction (an IN list of this many ids)

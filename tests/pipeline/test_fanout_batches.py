@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from receiver.db.tables import Delivery, Event
-from receiver.pipeline import deliver
+from receiver.pipeline import deliver, group_commit
 from receiver.services import Services, base_services
 from receiver.settings import Settings
 from receiver.vocabulary import DeliveryState
@@ -158,7 +158,7 @@ async def test_a_batch_one_row_of_which_is_refused_is_written_row_by_row() -> No
             raise IntegrityError("insert", {}, Exception("refused"))
         return [i * 10 for i in items]
 
-    batches = deliver.GroupCommit(flush, max_batch=10, split_on=(IntegrityError,))
+    batches = group_commit.GroupCommit(flush, max_batch=10, split_on=(IntegrityError,))
     results = await asyncio.gather(
         *(batches.submit(i) for i in (1, 2, 3, 4)), return_exceptions=True
     )
@@ -176,7 +176,7 @@ async def test_a_batch_the_database_fails_fails_every_job_of_it() -> None:
         calls += 1
         raise OSError("database down")
 
-    batches = deliver.GroupCommit(flush, max_batch=10, split_on=(IntegrityError,))
+    batches = group_commit.GroupCommit(flush, max_batch=10, split_on=(IntegrityError,))
     results = await asyncio.gather(*(batches.submit(i) for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, OSError) for r in results)
     assert calls == 1
@@ -202,3 +202,24 @@ async def test_an_attempt_records_when_its_send_ended_not_when_its_batch_was_wri
         assert attempt.finished_at.replace(tzinfo=UTC) == ended
     finally:
         await services.engine.dispose()
+
+
+@pytest.mark.parametrize(("linger", "batches"), [(0.0, [[0], [1, 2]]), (0.05, [[0, 1, 2]])])
+async def test_a_lingering_group_commit_gathers_the_items_that_follow(
+    linger: float, batches: list[list[int]]
+) -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        flushed.append(items)
+        await asyncio.sleep(0.01)  # the round trip, during which more items arrive
+        return items
+
+    group = group_commit.GroupCommit(flush, max_batch=10, linger=lambda: linger)
+
+    async def later(item: int) -> int:
+        await asyncio.sleep(0.005)
+        return await group.submit(item)
+
+    assert await asyncio.gather(group.submit(0), later(1), later(2)) == [0, 1, 2]
+    assert flushed == batches

@@ -56,18 +56,20 @@ async def get_event(session: AsyncSession, *, event_id: int) -> Event | None:
     return await session.get(Event, event_id)
 
 
-async def claim_event(
+async def claim_events(
     session: AsyncSession,
     *,
-    event_id: int,
+    event_ids: Sequence[int],
     now: datetime,
     lease_until: datetime,
-    own_leases: Collection[datetime],
-) -> tuple[Event, bool] | None:
-    """Lease an unprocessed event that nobody holds (or whose lease is one of `own_leases`).
+    own_leases: Collection[datetime] = (),
+) -> dict[int, tuple[Event, bool]]:
+    """Lease the unprocessed events among `event_ids` that nobody holds, in one statement.
 
-    Return it with whether its client is already stored (enrichment then skips the client
-    lookup), read by the same statement.
+    A lease one of `own_leases` counts as free (this process's own, from a commit that went
+    unanswered). Return the leased events by id, each with whether its client is already
+    stored (enrichment then skips the client lookup), read by the same statement; an event
+    done or held by another run is absent.
     """
     free = or_(Event.lease_until.is_(None), Event.lease_until < now)
     if own_leases:
@@ -75,12 +77,11 @@ async def claim_event(
     client_known = exists(select(Client.id).where(Client.id == Event.client_id))
     result = await session.execute(
         update(Event)
-        .where(Event.id == event_id, Event.state == EventState.RECEIVED, free)
+        .where(Event.id.in_(list(set(event_ids))), Event.state == EventState.RECEIVED, free)
         .values(lease_until=lease_until, attempts=Event.attempts + 1)
         .returning(Event, client_known.label("client_known"))
     )
-    row = result.one_or_none()
-    return None if row is None else (row[0], bool(row[1]))
+    return {row[0].id: (row[0], bool(row[1])) for row in result.all()}
 
 
 async def claim_for_reenrichment(
