@@ -27,12 +27,13 @@ import re
 import ssl
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import apprise
+import requests
 from apprise.plugins.custom_json import NotifyJSON
 from email_validator import EmailNotValidError, validate_email
 
@@ -511,6 +512,51 @@ def _share_smtp_tls() -> None:
 _share_smtp_tls()
 
 
+# --- HTTP: keep-alive connections per sending thread ----------------------------------
+
+# Apprise's HTTP plugins call `requests.post()` and the like, which build a Session and a
+# new connection for every send: opening and closing it was ~13 % of a busy worker's CPU,
+# (py-spy, bench/RESULTS.md section 9). While one of our sends runs,
+# those module functions use a Session kept per sending thread (Sessions are not
+# thread-safe), so a target's connection is reused from one send to the next. Cookies are
+# dropped after every request, as a Session per call dropped them; anything else that
+# calls `requests` in this process (not a send of ours) gets the library's own functions.
+_pooled_http: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "receiver_pooled_http", default=False
+)
+_sessions = threading.local()
+_REQUESTS_FUNCTIONS = ("request", "get", "options", "head", "post", "put", "patch", "delete")
+
+
+def _thread_session() -> requests.Session:
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+    return cast(requests.Session, session)
+
+
+def _pooled(name: str, original: Callable[..., requests.Response]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> requests.Response:
+        if not _pooled_http.get():
+            return original(*args, **kwargs)
+        session = _thread_session()
+        try:
+            return cast(requests.Response, getattr(session, name)(*args, **kwargs))
+        finally:
+            session.cookies.clear()
+
+    return call
+
+
+def _pool_http_connections() -> None:
+    for name in _REQUESTS_FUNCTIONS:
+        setattr(requests, name, _pooled(name, getattr(requests, name)))
+
+
+_pool_http_connections()
+
+
 async def send(
     url: str,
     *,
@@ -543,6 +589,7 @@ async def send(
     redaction = _Redaction(loaded.secrets)
     token = _redaction.set(redaction)
     tls_token = _tls_verify.set(bool(getattr(plugin, "verify_certificate", True)))
+    http_token = _pooled_http.set(True)
     try:
         try:
             result = await asyncio.wait_for(
@@ -562,5 +609,6 @@ async def send(
         with result:
             return _classify(result, masked, redaction)
     finally:
+        _pooled_http.reset(http_token)
         _tls_verify.reset(tls_token)
         _redaction.reset(token)

@@ -221,5 +221,5 @@ async def test_a_lingering_group_commit_gathers_the_items_that_follow(
         await asyncio.sleep(0.005)
         return await group.submit(item)
 
-    assert await asyncio.gather(group.submit(0), later(1), later(2)) == [0, 1, 2]
+    assert list(await asyncio.gather(group.submit(0), later(1), later(2))) == [0, 1, 2]
     assert flushed == batches
