@@ -169,13 +169,24 @@ def run_fanout(ctx: Context, code: Code) -> dict[str, Any]:
 
 
 def run_events(ctx: Context, code: Code) -> dict[str, Any]:
-    return worker_events.run_events(
+    report = worker_events.run_events(
         ctx.work,
         log_dir=ctx.logs(code),
         events=300 if ctx.quick else 2000,
         log_level=ctx.log_level,
         code=code,
     )
+    # Scale-out: the same events drained by two workers (they share PostgreSQL and Redis,
+    # and here also the machine's two cores with both, the fakes and the web process).
+    report["two_workers"] = worker_events.run_events(
+        ctx.work,
+        log_dir=ctx.logs(code),
+        events=300 if ctx.quick else 2000,
+        log_level=ctx.log_level,
+        code=code,
+        workers=2,
+    )
+    return report
 
 
 def run_per_event(ctx: Context, code: Code) -> dict[str, Any]:

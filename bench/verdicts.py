@@ -147,7 +147,7 @@ def _fanout(fanout: dict[str, Any]) -> list[Row]:
 
 def _events(events: dict[str, Any]) -> list[Row]:
     rate = events.get("events_per_second", 0.0)
-    return [
+    rows = [
         Row(
             "events",
             "events/s end to end, one worker",
@@ -157,6 +157,20 @@ def _events(events: dict[str, Any]) -> list[Row]:
             rate >= TARGETS["events_per_worker"],
         )
     ]
+    two = events.get("two_workers")
+    if two is not None:
+        both = two.get("events_per_second", 0.0)
+        rows.append(
+            Row(
+                "events",
+                "events/s end to end, two workers (scale-out)",
+                f"{both:.0f}/s ({two['worker_cpu_ms_per_event']} ms CPU each, "
+                f"{two['arrived']}/{two['events']} arrived)",
+                "more than one worker",
+                both > rate,
+            )
+        )
+    return rows
 
 
 def _per_event(per_event: dict[str, Any]) -> list[Row]:

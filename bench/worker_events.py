@@ -5,7 +5,8 @@ they are stored and queued, one `hub-receiver worker` starts. Every event matche
 sending it to the loopback `json://` sink, so each event is one delivery; the rate is the
 sink's arrivals over the time between its first and last one, (n - 1) / span as in fan-out.
 Also reported: the worker's own CPU time per event (all its threads, from "runtime open" to
-the last delivery recorded, a quarter second of polling included).
+the last delivery recorded, a quarter second of polling included). With `workers` > 1 that
+many workers drain the same queue (the scale-out figure; CPU is their sum).
 
 PARTNER_API_RATE is off for this part: the fake Partner API is on loopback, and the default
 limit (5/s, shared through the database) would cap enrichment, one call per event, at 5
@@ -16,6 +17,7 @@ so the worker sends nothing but the posted events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -112,12 +114,14 @@ def run_events(
     events: int,
     log_level: str = "INFO",
     code: processes.Code | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
+    """`events` stored and queued, then drained by `workers` worker processes at once."""
     url = databases.fresh_pg(code)
     databases.flush_redis()
     results_path = work / "events-upstreams.json"
     results_path.unlink(missing_ok=True)
-    report: dict[str, Any] = {"events": events, "settings": SETTINGS_NOTE}
+    report: dict[str, Any] = {"events": events, "workers": workers, "settings": SETTINGS_NOTE}
     with upstreams(log_dir, results_path) as ports:
         rules = write_rules(work / "rules-events", RULES.format(sink=ports["sink"]))
         env = pipeline_env(url, ports, rules, log_level)
@@ -135,24 +139,34 @@ def run_events(
             report["accepted"] = len(accepted)
             report |= _wait_queued(url, events)
             started = time.time()
-            with processes.running(
-                "events-worker",
-                ["-m", "receiver", "worker"],
-                env=env,
-                port=0,
-                log_dir=log_dir,
-                code=code,
-                ready_path=None,
-                settle=0.0,
-            ) as worker:
-                processes.wait_log(worker, "runtime open")
-                cpu_before = processes.cpu_seconds(worker.pid)
+            with contextlib.ExitStack() as stack:
+                # Started together; each boots in about a second, so the first drains alone
+                # for that long (the rate is taken from the sink's first to last arrival).
+                running = [
+                    stack.enter_context(
+                        processes.running(
+                            "events-worker" + (f"-{n}" if n else ""),
+                            ["-m", "receiver", "worker"],
+                            env=env,
+                            port=0,
+                            log_dir=log_dir,
+                            code=code,
+                            ready_path=None,
+                            settle=0.0,
+                        )
+                    )
+                    for n in range(workers)
+                ]
+                for worker in running:
+                    processes.wait_log(worker, "runtime open")
+                pids = [worker.pid for worker in running]
+                cpu_before = sum(processes.cpu_seconds(pid) for pid in pids)
                 with (
-                    processes.MemoryWatch(worker.pid) as watch,
-                    processes.CpuShare(worker.pid) as cpu,
+                    processes.MemoryWatch(pids[0]) as watch,
+                    processes.CpuShare(pids[0]) as cpu,
                 ):
                     report["sent"] = _wait_sent(url, events, timeout=60 + events / 5)
-                worker_cpu = processes.cpu_seconds(worker.pid) - cpu_before
+                worker_cpu = sum(processes.cpu_seconds(pid) for pid in pids) - cpu_before
             report["worker_peak_mb"] = round(watch.peak_largest, 1)
             report["cpu"] = cpu.result
             report["worker_cpu_ms_per_event"] = round(1000 * worker_cpu / events, 2)
