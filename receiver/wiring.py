@@ -114,6 +114,7 @@ async def open_runtime(
     scheduler = Scheduler(services, watchers()) if runs_jobs else None
     if scheduler is not None:
         scheduler.start()
+        services.extras["scheduler"] = scheduler
     log.info(
         "runtime open",
         extra={"role": role, "queue": services.queue.name if services.queue else None},

@@ -125,6 +125,11 @@ class Scheduler:
                 started.append(watcher.name)
         return started
 
+    async def settle(self) -> None:
+        """Wait for the watcher runs in progress to end (a run that raises was logged)."""
+        running = [task for task in self._running.values() if not task.done()]
+        await asyncio.gather(*running, return_exceptions=True)
+
     async def run_due(self) -> list[str]:
         """Like `start_due`, then wait for the started runs to end (tests, one-shot use)."""
         started = await self.start_due()

@@ -104,8 +104,13 @@ async def post_all(app: RunningApp, bodies: list[dict[str, Any]], *, total: int)
 
 
 async def flush(app: RunningApp) -> None:
-    """Run the flusher now (the app's scheduler may run it too: the claim decides)."""
+    """Run the flusher now (the app's scheduler may run it too: the claim decides).
+
+    A run of the app's own that claimed a group first is waited for, or its message could
+    still be on its way when the test looks (seen once under load).
+    """
     await GroupFlusher().run_once(app.services)
+    await app.watchers_settled()
     await app.run_to_idle()
 
 

@@ -15,6 +15,7 @@ from receiver.ingest.writer import EventWriter
 from receiver.jobs.inprocess import InProcessQueue
 from receiver.services import Handover, Services
 from receiver.settings import Settings
+from receiver.watch.scheduler import Scheduler
 from receiver.worker import build_worker
 from tests.support.waiting import eventually
 
@@ -46,6 +47,12 @@ class RunningApp:
         """Commit what the event writer holds and store its refusal samples now."""
         writer: EventWriter = self.app.state.writer
         await writer.flush()
+
+    async def watchers_settled(self) -> None:
+        """Wait for the app's own watcher runs in progress (its scheduler's) to end."""
+        scheduler = self.services.extras.get("scheduler")
+        if isinstance(scheduler, Scheduler):
+            await scheduler.settle()
 
     async def run_to_idle(self, *, sweeps: int = 10) -> None:
         """Do now what the relay's timer would do next: sweep and drain until nothing is due.

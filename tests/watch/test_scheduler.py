@@ -102,3 +102,26 @@ async def test_the_background_loop_runs_due_watchers_until_stopped(
         await asyncio.sleep(0.2)  # more ticks: still one run in the interval
         await scheduler.stop()
     assert len(watcher.runs) == 1
+
+
+async def test_settle_waits_for_the_runs_in_progress(
+    sqlite_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    gate = asyncio.Event()
+    finished: list[bool] = []
+
+    class Slow(Counting):
+        async def run_once(self, services: Services) -> object:
+            await gate.wait()
+            finished.append(True)
+            return None
+
+    async with open_services(make_settings(database_url=sqlite_url)) as services:
+        scheduler = Scheduler(services, [Slow("slow")])
+        assert await scheduler.start_due() == ["slow"]
+        settling = asyncio.create_task(scheduler.settle())
+        await asyncio.sleep(0.05)
+        assert not settling.done() and finished == []
+        gate.set()
+        await settling
+        assert finished == [True]
