@@ -20,7 +20,9 @@ class Counted:
 
 
 @asynccontextmanager
-async def counting_server(*, set_cookie: bool = False) -> AsyncIterator[Counted]:
+async def counting_server(
+    *, set_cookie: bool = False, close_after_answer: bool = False
+) -> AsyncIterator[Counted]:
     """A small HTTP/1.1 server on loopback that keeps connections open and counts them."""
     counted = Counted()
 
@@ -39,6 +41,8 @@ async def counting_server(*, set_cookie: bool = False) -> AsyncIterator[Counted]
                 cookie = b"Set-Cookie: session=abc; Path=/\r\n" if set_cookie else b""
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + cookie + b"\r\nok")
                 await writer.drain()
+                if close_after_answer:  # without saying so: the client finds out later
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -62,6 +66,17 @@ async def test_sends_to_one_target_reuse_a_connection() -> None:
         assert len(server.requests) == 10
         # A connection per send before: now one per sending thread that took a send.
         assert server.connections <= 3
+
+
+async def test_a_connection_the_target_closed_is_opened_again_not_failed_on() -> None:
+    async with counting_server(close_after_answer=True) as server:
+        url = f"json://127.0.0.1:{server.port}/hook"
+        for n in range(3):
+            result = await transport.send(url, title="t", body=str(n))
+            assert result.ok, result.error
+            await asyncio.sleep(0.05)  # the close reaches the client's kept connection
+        assert len(server.requests) == 3
+        assert server.connections == 3
 
 
 async def test_a_cookie_one_send_was_given_is_not_sent_by_the_next() -> None:
