@@ -515,10 +515,11 @@ _share_smtp_tls()
 # --- HTTP: keep-alive connections per sending thread ----------------------------------
 
 # Apprise's HTTP plugins call `requests.post()` and the like, which build a Session and a
-# new connection for every send: opening and closing it was ~13 % of a busy worker's CPU,
-# (py-spy, bench/RESULTS.md section 9). While one of our sends runs,
-# those module functions use a Session kept per sending thread (Sessions are not
-# thread-safe), so a target's connection is reused from one send to the next. Cookies are
+# new connection for every send: opening and closing it was ~13 % of a busy worker's
+# samples (py-spy, bench/RESULTS.md section 9). While one of our sends runs, those module
+# functions use a Session kept per sending thread (Sessions are not thread-safe), so a
+# target's connection is reused from one send to the next (urllib3 notices one the target
+# closed and opens another before sending). Cookies are
 # dropped after every request, as a Session per call dropped them; anything else that
 # calls `requests` in this process (not a send of ours) gets the library's own functions.
 _pooled_http: contextvars.ContextVar[bool] = contextvars.ContextVar(
