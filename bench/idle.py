@@ -125,7 +125,7 @@ async def served(
         )
         worker = processes.start(
             f"{name}-worker",
-            ["-m", "receiver", "worker"],
+            processes.WORKER_ARGS,
             env=env,
             port=0,
             log_dir=log_dir,

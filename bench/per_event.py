@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -159,18 +160,19 @@ async def measure(
         shown = {k: v for k, v in report[window].items() if k not in ("kinds", "log")}
         print(json.dumps({"window": window} | shown))
 
-    async with (
-        served(
-            "per-event",
+    def serving(name: str, **extra_env: str) -> contextlib.AbstractAsyncContextManager[Served]:
+        return served(
+            name,
             database=DATABASE,
             redis_url=REDIS_URL,
             work=work,
             log_dir=log_dir,
             code=code,
             log_statements=True,
-        ) as service,
-        httpx.AsyncClient(timeout=30.0) as client,
-    ):
+            extra_env=extra_env,
+        )
+
+    async with serving("per-event") as service, httpx.AsyncClient(timeout=30.0) as client:
 
         async def one_at_a_time() -> None:
             for n in range(1, events + 1):
@@ -190,16 +192,7 @@ async def measure(
     # The deployed PARTNER_API_RATE (5/s, one request per enriched event) spaces a burst's
     # events out, so their claims and records seldom share a batch; without it they do.
     async with (
-        served(
-            "per-event-unlimited",
-            database=DATABASE,
-            redis_url=REDIS_URL,
-            work=work,
-            log_dir=log_dir,
-            code=code,
-            log_statements=True,
-            extra_env={"PARTNER_API_RATE": "off"},
-        ) as service,
+        serving("per-event-unlimited", PARTNER_API_RATE="off") as service,
         httpx.AsyncClient(timeout=30.0) as client,
     ):
         await asyncio.sleep(settle)

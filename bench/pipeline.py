@@ -222,15 +222,8 @@ def run_e2e(
                 log_dir=log_dir,
                 code=code,
             ) as web,
-            processes.running(
-                "e2e-worker",
-                ["-m", "receiver", "worker"],
-                env=env,
-                port=0,
-                log_dir=log_dir,
-                code=code,
-                ready_path=None,
-                settle=2.0,
+            processes.running_worker(
+                "e2e-worker", env=env, log_dir=log_dir, code=code, settle=2.0
             ) as worker,
         ):
             processes.wait_log(worker, "runtime open")
@@ -385,15 +378,8 @@ def run_fanout(
         rules = write_rules(work / "rules-fanout", RULES.format(sink=ports["sink"]))
         env = pipeline_env(url, ports, rules, log_level)
         started = time.time()
-        with processes.running(
-            "fanout-worker",
-            ["-m", "receiver", "worker"],
-            env=env,
-            port=0,
-            log_dir=log_dir,
-            code=code,
-            ready_path=None,
-            settle=0.0,
+        with processes.running_worker(
+            "fanout-worker", env=env, log_dir=log_dir, code=code
         ) as worker:
             processes.wait_log(worker, "runtime open")
             cpu_before = processes.cpu_seconds(worker.pid)

@@ -317,6 +317,30 @@ def running(
         stop(server)
 
 
+WORKER_ARGS = ["-m", "receiver", "worker"]
+
+
+def running_worker(
+    name: str,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    code: Code | None = None,
+    settle: float = 0.0,
+) -> contextlib.AbstractContextManager[Server]:
+    """`hub-receiver worker` for the block (no port; wait for its "runtime open" line)."""
+    return running(
+        name,
+        WORKER_ARGS,
+        env=env,
+        port=0,
+        log_dir=log_dir,
+        code=code,
+        ready_path=None,
+        settle=settle,
+    )
+
+
 def uvicorn_args(factory: str, *, port: int, workers: int) -> list[str]:
     """The same uvicorn settings `hub-receiver serve` uses (no access log, proxy headers)."""
     return [

@@ -144,15 +144,11 @@ def run_events(
                 # for that long (the rate is taken from the sink's first to last arrival).
                 running = [
                     stack.enter_context(
-                        processes.running(
+                        processes.running_worker(
                             "events-worker" + (f"-{n}" if n else ""),
-                            ["-m", "receiver", "worker"],
                             env=env,
-                            port=0,
                             log_dir=log_dir,
                             code=code,
-                            ready_path=None,
-                            settle=0.0,
                         )
                     )
                     for n in range(workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,25 @@ async def handed_over(app: RunningApp, *, events: int) -> None:
 
 
 # --- reading ---------------------------------------------------------------------------------
+
+
+def stored_webhook(
+    key: str, *, state: str, received_at: datetime, correlation_id: str | None = None
+) -> Event:
+    """A `channel_live` webhook row to add straight to the database (no pipeline)."""
+    return Event(
+        dedup_key=key,
+        correlation_id=correlation_id or uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:16],
+        source="webhook",
+        event_type="channel_live",
+        known=True,
+        received_at=received_at,
+        raw_body="{}",
+        headers={},
+        verification="shared_secret",
+        parsed={},
+        state=state,
+    )
 
 
 async def all_events(sessions: Sessions) -> list[Event]:

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import event as engine_events
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from receiver.db.tables import Event
 from receiver.jobs.process import claim_event
 from receiver.services import Services, base_services
 from receiver.settings import Settings
+from tests.pipeline.support import stored_webhook
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -24,19 +24,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 async def store_received(services: Services, count: int) -> list[int]:
     async with services.sessions.begin() as session:
         rows = [
-            Event(
-                dedup_key=f"claim-test-{n}",
-                correlation_id=f"c1a1{n:012d}",
-                source="webhook",
-                event_type="channel_live",
-                known=True,
-                received_at=NOW,
-                raw_body="{}",
-                headers={},
-                verification="shared_secret",
-                parsed={},
-                state="received",
-            )
+            stored_webhook(f"claim-test-{n}", state="received", received_at=NOW)
             for n in range(count)
         ]
         session.add_all(rows)

@@ -10,30 +10,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from receiver.db.tables import Delivery, Event
+from receiver.db.tables import Delivery
 from receiver.pipeline import deliver, group_commit
 from receiver.services import Services, base_services
 from receiver.settings import Settings
 from receiver.vocabulary import DeliveryState
-from tests.pipeline.support import attempts_of
+from tests.pipeline.support import attempts_of, stored_webhook
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 async def store_deliveries(services: Services, count: int) -> list[int]:
     async with services.sessions.begin() as session:
-        event = Event(
-            dedup_key="fanout-test",
-            correlation_id="fa00fa00fa00fa00",
-            source="webhook",
-            event_type="channel_live",
-            known=True,
-            received_at=NOW,
-            raw_body="{}",
-            headers={},
-            verification="shared_secret",
-            parsed={},
-            state="processed",
+        event = stored_webhook(
+            "fanout-test", state="processed", received_at=NOW, correlation_id="fa00fa00fa00fa00"
         )
         session.add(event)
         await session.flush()
