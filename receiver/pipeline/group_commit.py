@@ -55,7 +55,13 @@ class GroupCommit(Generic[In, Out]):
         while self._waiting:
             wait = self._linger() if self._linger is not None else 0.0
             if wait > 0 and len(self._waiting) < self._max_batch:
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.sleep(wait)
+                except asyncio.CancelledError:  # the loop is going away: so do the waiting jobs
+                    for _item, future in self._waiting:
+                        future.cancel()
+                    self._waiting.clear()
+                    raise
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
             await self._settle(batch)

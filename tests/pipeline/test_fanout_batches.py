@@ -213,3 +213,17 @@ async def test_a_lingering_group_commit_gathers_the_items_that_follow(
 
     assert list(await asyncio.gather(group.submit(0), later(1), later(2))) == [0, 1, 2]
     assert flushed == batches
+
+
+async def test_a_lingering_group_commit_cancelled_cancels_its_waiting_jobs() -> None:
+    async def flush(items: list[int]) -> list[int]:
+        return items
+
+    group = group_commit.GroupCommit(flush, max_batch=10, linger=lambda: 10.0)
+    waiting = asyncio.ensure_future(group.submit(1))
+    await asyncio.sleep(0.01)  # the runner is lingering
+    runner = group._runner
+    assert runner is not None and not runner.done()
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
