@@ -38,7 +38,8 @@ from bench.ingest import SECRET, receiver_env, write_rules
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.queue import JobRequest
 
-RULES = """\
+# Every event to the sink, one delivery each (the events part uses this alone).
+SINK_RULES = """\
 targets:
   sink: "json://127.0.0.1:{sink}/notify"
 rules:
@@ -47,12 +48,17 @@ rules:
     notify: [sink]
     title: "{{{{ event.type }}}}"
     body: "{{{{ event.correlation_id }}}} {{{{ event.type }}}} {{{{ facts.phone_number }}}}"
+"""
+RULES = (
+    SINK_RULES
+    + """\
   - name: client hears their number is live
     match: {{event: channel_live}}
     notify: [client]
     title: "Your number is live"
     body: "ref {{{{ event.correlation_id }}}}: {{{{ facts.phone_number }}}} is live."
 """
+)
 _CORRELATION = re.compile(r"\b([0-9a-f]{16})\b")
 
 

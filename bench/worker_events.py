@@ -30,18 +30,8 @@ import httpx
 from bench import databases, processes
 from bench.events import webhook_body
 from bench.ingest import SECRET, write_rules
-from bench.pipeline import pipeline_env, queue_depth, upstreams, wait_for
+from bench.pipeline import SINK_RULES, pipeline_env, queue_depth, upstreams, wait_for
 
-RULES = """\
-targets:
-  sink: "json://127.0.0.1:{sink}/notify"
-rules:
-  - name: sink hears every event
-    match: {{event: "*"}}
-    notify: [sink]
-    title: "{{{{ event.type }}}}"
-    body: "{{{{ event.correlation_id }}}} {{{{ event.type }}}} {{{{ facts.phone_number }}}}"
-"""
 SETTINGS_NOTE = (
     "events: PARTNER_API_RATE=off (the loopback fake would otherwise cap enrichment, one "
     "Partner API call per event, at the default 5/s) and RECONCILE_INTERVAL=off"
@@ -123,7 +113,7 @@ def run_events(
     results_path.unlink(missing_ok=True)
     report: dict[str, Any] = {"events": events, "workers": workers, "settings": SETTINGS_NOTE}
     with upstreams(log_dir, results_path) as ports:
-        rules = write_rules(work / "rules-events", RULES.format(sink=ports["sink"]))
+        rules = write_rules(work / "rules-events", SINK_RULES.format(sink=ports["sink"]))
         env = pipeline_env(url, ports, rules, log_level)
         env |= {"PARTNER_API_RATE": "off", "RECONCILE_INTERVAL": "off"}
         web_port = processes.free_port()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,16 +87,23 @@ async def test_webhooks_are_logged_at_info_once_per_committed_batch_with_their_i
     assert not [line for line in lines if str(line.get("event", "")).startswith("webhook ")]
 
 
-async def test_a_batch_queued_together_is_one_log_line(database_url: str) -> None:
+@contextlib.asynccontextmanager
+async def running_writer(database_url: str) -> AsyncIterator[EventWriter]:
+    """A started EventWriter on its own engine, stopped and disposed after the block."""
     engine = create_engine(database_url)
     writer = EventWriter(engine)
     writer.start()
     try:
-        with json_log_lines("INFO") as output:
-            await asyncio.gather(*(writer.write(_row(f"one-line-{n}")) for n in range(10)))
+        yield writer
     finally:
         await writer.stop()
         await engine.dispose()
+
+
+async def test_a_batch_queued_together_is_one_log_line(database_url: str) -> None:
+    async with running_writer(database_url) as writer:
+        with json_log_lines("INFO") as output:
+            await asyncio.gather(*(writer.write(_row(f"one-line-{n}")) for n in range(10)))
     [receipt] = _receipts(parsed_lines(output))
     assert receipt["event"] == "events committed: 10 new, 0 duplicate"
     assert sorted(event["correlation_id"] for event in receipt["events"]) == sorted(
@@ -105,19 +114,13 @@ async def test_a_batch_queued_together_is_one_log_line(database_url: str) -> Non
 async def test_duplicates_in_a_batch_and_already_stored_get_the_stored_id(
     database_url: str,
 ) -> None:
-    engine = create_engine(database_url)
-    writer = EventWriter(engine)
-    writer.start()
-    try:
+    async with running_writer(database_url) as writer:
         first = await writer.write(_row("stored-before"))
         results = await asyncio.gather(
             writer.write(_row("new")),
             writer.write(_row("new", correlation_id="corr-again")),
             writer.write(_row("stored-before", correlation_id="corr-later")),
         )
-    finally:
-        await writer.stop()
-        await engine.dispose()
 
     new, again, later = results
     assert (new.duplicate, again.duplicate, later.duplicate) == (False, True, True)
@@ -129,10 +132,7 @@ async def test_duplicates_in_a_batch_and_already_stored_get_the_stored_id(
 async def test_one_refused_row_does_not_fail_the_rows_committed_with_it(
     database_url: str,
 ) -> None:
-    engine = create_engine(database_url)
-    writer = EventWriter(engine)
-    writer.start()
-    try:
+    async with running_writer(database_url) as writer:
         with json_log_lines("INFO") as output:
             results = await asyncio.gather(
                 writer.write(_row("good-1")),
@@ -140,9 +140,6 @@ async def test_one_refused_row_does_not_fail_the_rows_committed_with_it(
                 writer.write(_row("good-2")),
                 return_exceptions=True,
             )
-    finally:
-        await writer.stop()
-        await engine.dispose()
 
     good_1, refused, good_2 = results
     assert isinstance(refused, StoreUnavailableError)
