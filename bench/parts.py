@@ -19,10 +19,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import databases, idle, ingest, matching, per_event, pipeline, processes, worker_events
+from bench import (
+    ceilings,
+    databases,
+    idle,
+    ingest,
+    matching,
+    per_event,
+    pipeline,
+    processes,
+    worker_events,
+)
 from bench.processes import Code
 
-PARTS = ("ingest", "growth", "e2e", "fanout", "events", "per_event", "idle", "sweep")
+PARTS = (
+    "ingest",
+    "growth",
+    "e2e",
+    "fanout",
+    "events",
+    "per_event",
+    "idle",
+    "sweep",
+    "ceilings",
+)
 
 
 @dataclass
@@ -256,6 +276,10 @@ def run_sweep(ctx: Context, code: Code) -> dict[str, Any]:
     return runs[0]
 
 
+def run_ceilings(ctx: Context, code: Code) -> dict[str, Any]:
+    return ceilings.run_ceilings(ctx.work, log_dir=ctx.logs(code), quick=ctx.quick, code=code)
+
+
 _RUNNERS = {
     "ingest": run_ingest,
     "growth": run_growth,
@@ -265,6 +289,7 @@ _RUNNERS = {
     "per_event": run_per_event,
     "idle": run_idle,
     "sweep": run_sweep,
+    "ceilings": run_ceilings,
 }
 
 

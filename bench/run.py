@@ -9,7 +9,9 @@ WEB_CONCURRENCY 1 and 2), growth (ingest p99 empty vs with 1M stored events; rul
 matching with 10/100/1,000 rules), e2e (POST -> sink / mailbox at a steady rate), fanout
 (deliveries per second of one worker), events (events per second of one worker, end to
 end), per_event (statements and transactions per delivered event), idle (transactions per
-second of an idle web + worker), sweep (a quiet reconciliation pass: CPU and writes).
+second of an idle web + worker), sweep (a quiet reconciliation pass: CPU and writes),
+ceilings (what arq, Apprise, httpx and SQLAlchemy alone cost per delivery and per event:
+the best one worker could reach if our own code cost nothing).
 Memory is sampled in every part that runs a server. Each part runs against the baseline
 commit (`--baseline`, an export of it) and then against the working tree, so both see the
 same machine; the summary puts the figures side by side with their targets.

@@ -244,6 +244,32 @@ def _sweep(sweep: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _ceilings(found: dict[str, Any]) -> list[Row]:
+    """What one worker could reach if our own code cost nothing: arq, Apprise, httpx and
+    SQLAlchemy alone (bench/ceilings.py). Below a target, the target needs other libraries."""
+    floors = found["floors"]
+    burst = floors["event_burst"]
+    return [
+        Row(
+            "ceilings",
+            "ceiling, deliveries/s one worker: an arq job + a send, nothing else",
+            f"{floors['deliveries_per_s']:.0f}/s ({floors['delivery_cpu_ms']} ms CPU each: "
+            f"arq {found['arq']['cpu_ms']}, send {found['send']['cpu_ms']})",
+            f">= {TARGETS['fanout_per_worker']:g}/s reachable",
+            floors["deliveries_per_s"] >= TARGETS["fanout_per_worker"],
+        ),
+        Row(
+            "ceilings",
+            "ceiling, events/s one worker: job + Partner API request + send + burst database work",
+            f"{burst['events_per_s']:.0f}/s ({burst['event_cpu_ms']} ms CPU each, of it "
+            f"database {burst['database_cpu_ms']}: {found['database']['transaction_cpu_ms']} "
+            f"per transaction, {found['database']['statement_cpu_ms']} per statement)",
+            f">= {TARGETS['events_per_worker']:g}/s reachable",
+            burst["events_per_s"] >= TARGETS["events_per_worker"],
+        ),
+    ]
+
+
 _JUDGES = {
     "ingest": _ingest,
     "growth": _growth,
@@ -253,6 +279,7 @@ _JUDGES = {
     "per_event": _per_event,
     "idle": _idle,
     "sweep": _sweep,
+    "ceilings": _ceilings,
 }
 
 
