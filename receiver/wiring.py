@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from receiver.collector import settle_collector
 from receiver.jobs.arq_queue import ArqQueue
 from receiver.jobs.inprocess import InProcessQueue
 from receiver.jobs.registry import JOB_FUNCTIONS
@@ -115,6 +116,8 @@ async def open_runtime(
     if scheduler is not None:
         scheduler.start()
         services.extras["scheduler"] = scheduler
+    if role in ("web", "worker"):
+        settle_collector()
     log.info(
         "runtime open",
         extra={"role": role, "queue": services.queue.name if services.queue else None},

@@ -48,7 +48,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ops", ("receiver.ops",)),
     ("http", ("receiver.http",)),
     # processes: wiring builds every layer's pieces for web, worker and CLI
-    ("processes", ("receiver.wiring", "receiver.app", "receiver.asgi", "receiver.worker")),
+    (
+        "processes",
+        (
+            "receiver.wiring",
+            "receiver.app",
+            "receiver.asgi",
+            "receiver.worker",
+            "receiver.collector",
+        ),
+    ),
     ("entry", ("receiver.cli", "receiver.dev", "receiver.__main__", "receiver")),
 ]
 

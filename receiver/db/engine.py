@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +23,17 @@ Session = AsyncSession
 Sessions = async_sessionmaker[AsyncSession]
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns are written with orjson: SQLAlchemy's default, the stdlib encoder, was
+    ~2.5 % of the web process's CPU under load (4.9 µs against 0.7 µs for an event's two
+    JSON columns). What orjson cannot write (an integer beyond 64 bits from a Partner API
+    answer) is written as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
     """Create the async engine. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE`."""
     if database_url.startswith("sqlite"):
@@ -30,6 +43,8 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(
             database_url,
             connect_args={"timeout": 30},
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
             pool_size=1,
             max_overflow=0,
             pool_timeout=30,
@@ -38,6 +53,8 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
         return engine
     return create_async_engine(
         database_url,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=max(2, pool_size // 4),
         # No pre-ping (a round trip per checkout on the hot path): a connection broken by a
