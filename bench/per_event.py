@@ -96,6 +96,9 @@ def summarise(found: list[tuple[str, str]], events: int) -> dict[str, Any]:
         "statements": len(work),
         "statements_per_event": round(len(work) / events, 2),
         "begin_commit_rollback": len(control),
+        # Each transaction is a BEGIN and a COMMIT (or ROLLBACK) in the log: the service's own,
+        # without what pg_stat_database also counts (the bench's polling, late statistics).
+        "transactions_per_event_by_log": round(len(control) / 2 / events, 2),
         "kinds": Counter(_shape(sql) for sql in work).most_common(),
     }
 
