@@ -31,7 +31,6 @@ import asyncio
 import inspect
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ from typing import Any
 
 from bench import databases
 from bench.events import API_KEY, CHANNELS, PARTNER_ID, channel_id
-from bench.processes import Code
+from bench.processes import Code, cpu_seconds
 
 CONCURRENCY = 50  # WORKER_MAX_JOBS's default: what one worker runs at once
 # An event's database work (bench/RESULTS.md section 9, `per_event`): one at a time, and
@@ -50,9 +49,16 @@ EVENT_DATABASE = {"one_at_a_time": (4.0, 11.0), "burst": (2.5, 9.5)}
 KINDS = ("arq", "apprise", "send", "partner", "database")
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+async def _clocked(count: int, work: Awaitable[Any]) -> dict[str, float]:
+    """Await `work` (`count` units of it): units per second, and this process's CPU per unit."""
+    cpu, started = cpu_seconds(os.getpid()), time.perf_counter()
+    await work
+    wall, used = time.perf_counter() - started, cpu_seconds(os.getpid()) - cpu
+    return {
+        "count": count,
+        "per_s": round(count / wall, 1),
+        "cpu_ms": round(1000 * used / count, 3),
+    }
 
 
 async def _timed(count: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
@@ -64,14 +70,7 @@ async def _timed(count: int, one: Callable[[int], Awaitable[None]]) -> dict[str,
             await one(i)
 
     await asyncio.gather(*(bounded(i) for i in range(min(200, count))))
-    cpu, started = _cpu(), time.perf_counter()
-    await asyncio.gather(*(bounded(i) for i in range(count)))
-    wall, used = time.perf_counter() - started, _cpu() - cpu
-    return {
-        "count": count,
-        "per_s": round(count / wall, 1),
-        "cpu_ms": round(1000 * used / count, 3),
-    }
+    return await _clocked(count, asyncio.gather(*(bounded(i) for i in range(count))))
 
 
 async def _arq(count: int) -> dict[str, float]:
@@ -101,19 +100,13 @@ async def _arq(count: int) -> dict[str, float]:
         handle_signals=False,
         poll_delay=0.01,  # as receiver/worker.py
     )
-    cpu, started = _cpu(), time.perf_counter()
     try:
-        await worker.async_run()
+        found = await _clocked(count, worker.async_run())
     finally:
-        wall, used = time.perf_counter() - started, _cpu() - cpu
         await worker.close()
     if worker.jobs_complete != count:
         raise RuntimeError(f"arq ran {worker.jobs_complete} of {count} jobs")
-    return {
-        "count": count,
-        "per_s": round(count / wall, 1),
-        "cpu_ms": round(1000 * used / count, 3),
-    }
+    return found
 
 
 async def _apprise(port: int, count: int) -> dict[str, float]:
